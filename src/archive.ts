@@ -1,0 +1,234 @@
+import { createReadStream } from 'node:fs';
+import { chmod, lchown, lstat, lutimes, mkdir, open, symlink, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Unpack, type ReadEntry } from 'tar';
+import { formatBytes } from './bandwidth.js';
+import { StretcherError } from './errors.js';
+import type { Log } from './log.js';
+
+export type ArchiveFormat = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'zip' | 'unknown';
+
+export interface ExtractLimits {
+  maxBytes: number;
+  maxEntries: number;
+}
+
+export interface Extracted {
+  format: ArchiveFormat;
+  entries: number;
+  bytes: number;
+}
+
+export class HostileArchiveError extends StretcherError {
+  override name = 'HostileArchiveError';
+}
+
+/** The format from the first bytes; file names and Content-Type lie too often to be trusted. */
+export function detectFormat(head: Buffer): ArchiveFormat {
+  const starts = (...bytes: number[]): boolean => bytes.every((b, i) => head[i] === b);
+  if (starts(0x1f, 0x8b)) return 'gzip';
+  if (starts(0x42, 0x5a, 0x68)) return 'bzip2';
+  if (starts(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00)) return 'xz';
+  if (starts(0x28, 0xb5, 0x2f, 0xfd)) return 'zstd';
+  if (starts(0x50, 0x4b, 0x03, 0x04) || starts(0x50, 0x4b, 0x05, 0x06)) return 'zip';
+  if (head.length >= 512 && (head.subarray(257, 262).toString('latin1') === 'ustar' || tarChecksumValid(head))) return 'tar';
+  // An archive of nothing but end-of-archive blocks is a valid, empty tar.
+  if (head.length >= 512 && head.subarray(0, 512).every((b) => b === 0)) return 'tar';
+  return 'unknown';
+}
+
+/** Old v7 archives have no "ustar" magic; a header whose checksum adds up is a tar header. */
+function tarChecksumValid(block: Buffer): boolean {
+  const stored = parseInt(block.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, '').trim(), 8);
+  if (Number.isNaN(stored)) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : (block[i] as number);
+  return sum === stored;
+}
+
+const UNSUPPORTED: Partial<Record<ArchiveFormat, string>> = {
+  bzip2: 'bzip2-compressed',
+  xz: 'xz-compressed',
+  zstd: 'zstd-compressed',
+  zip: 'a zip archive',
+  unknown: 'not a tar or gzip archive',
+};
+
+interface DeferredLink {
+  rel: string;
+  target: string;
+  mtime?: Date;
+  uid?: number;
+  gid?: number;
+}
+
+interface RestoredDir {
+  rel: string;
+  mode?: number;
+  mtime?: Date;
+}
+
+/**
+ * Unpacks a tar or tar.gz into `staging`, which must be empty and private to this deploy.
+ *
+ * Safety, decided per case (README, "Archives"):
+ * - `..` in a path, hard links that leave the tree, and writes through a symlink fail the deploy
+ *   (node-tar's checks, made fatal here: a half-extracted hostile archive must not be deployed);
+ * - leading `/` is stripped, as GNU tar does;
+ * - symlinks are created verbatim, whatever they point at, like GNU tar, but only after every other entry
+ *   has been written, so no entry can be written through one; their parent directories are checked for
+ *   symlinks component by component;
+ * - device files and FIFOs are skipped with a warning;
+ * - size and entry-count limits stop decompression bombs.
+ * Modes are exact (the umask is not applied), owners are kept when running as root, and directory modes and
+ * mtimes are restored after their contents are written, as GNU tar does.
+ */
+export async function extractArchive(file: string, staging: string, limits: ExtractLimits, log: Log): Promise<Extracted> {
+  const format = detectFormat(await readHead(file));
+  const unsupported = UNSUPPORTED[format];
+  if (unsupported) {
+    throw new StretcherError(`the archive is ${unsupported}; stretcher unpacks tar and gzip-compressed tar (.tar, .tar.gz, .tgz)`);
+  }
+  let entries = 0;
+  let bytes = 0;
+  let fatal: Error | undefined;
+  const links = new Map<string, DeferredLink>();
+  const dirs: RestoredDir[] = [];
+  const specialModes: { rel: string; mode: number }[] = [];
+  const isRoot = process.getuid?.() === 0;
+
+  const unpack: Unpack = new Unpack({
+    cwd: staging,
+    chmod: true,
+    processUmask: 0,
+    umask: 0,
+    dmode: 0o755,
+    fmode: 0o644,
+    zstd: false,
+    // The default ratio of 1000 rejects legitimate sparse archives; size is bounded by maxBytes instead.
+    maxDecompressionRatio: Number.MAX_SAFE_INTEGER,
+    strict: false,
+    filter: (_p: string, entry: ReadEntry | import('node:fs').Stats) => {
+      const e = entry as ReadEntry;
+      if (fatal) return false;
+      entries++;
+      bytes += e.size ?? 0;
+      if (entries > limits.maxEntries) return stop(new StretcherError(`the archive has more than ${limits.maxEntries} entries (--max-extract-entries)`));
+      if (bytes > limits.maxBytes) return stop(new StretcherError(`the archive unpacks to more than ${formatBytes(limits.maxBytes)} (--max-extract-size)`));
+      const rel = safeRelative(e.path);
+      if (rel === undefined) return stop(new HostileArchiveError(`refusing archive entry ${JSON.stringify(e.path)}: its path leaves the staging directory`));
+      // A later entry with the same path replaces an earlier one, as in GNU tar.
+      links.delete(rel);
+      switch (e.type) {
+        case 'SymbolicLink':
+          if (rel === '') return stop(new HostileArchiveError('refusing a symlink as the archive root'));
+          links.set(rel, {
+            rel,
+            target: String(e.linkpath ?? ''),
+            ...(e.mtime ? { mtime: e.mtime } : {}),
+            ...(typeof e.uid === 'number' ? { uid: e.uid } : {}),
+            ...(typeof e.gid === 'number' ? { gid: e.gid } : {}),
+          });
+          return false;
+        case 'CharacterDevice':
+        case 'BlockDevice':
+        case 'FIFO':
+          log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not extracted`);
+          return false;
+        case 'Directory':
+          dirs.push({ rel, ...(typeof e.mode === 'number' ? { mode: e.mode } : {}), ...(e.mtime ? { mtime: e.mtime } : {}) });
+          return true;
+        default:
+          if (typeof e.mode === 'number' && e.mode & 0o6000) specialModes.push({ rel, mode: e.mode });
+          return true;
+      }
+    },
+    onwarn: (code: string, message: string | Error) => {
+      const text = message instanceof Error ? message.message : message;
+      if (code === 'TAR_ENTRY_INFO') log.warn(`archive: ${text}`);
+      else if (code === 'TAR_ENTRY_UNSUPPORTED') log.warn(`archive: skipped an entry: ${text}`);
+      else fatal ??= new HostileArchiveError(`refusing the archive: ${text}`);
+    },
+  });
+
+  function stop(err: Error): false {
+    fatal ??= err;
+    unpack.abort(err);
+    return false;
+  }
+
+  try {
+    await pipeline(createReadStream(file), unpack);
+  } catch (err) {
+    if (fatal) throw fatal;
+    const text = (err as Error).message.replace(/^TAR_BAD_ARCHIVE: /, '');
+    throw new StretcherError(`cannot unpack the archive: ${text}`);
+  }
+  if (fatal) throw fatal;
+
+  for (const link of links.values()) await createDeferredLink(staging, link, isRoot);
+  // Deepest first, so that a read-only parent does not stop its children being fixed.
+  for (const { rel, mode } of specialModes) await chmod(path.join(staging, rel), mode & 0o7777);
+  for (const dir of dirs.reverse()) {
+    const abs = path.join(staging, dir.rel);
+    if (dir.mode !== undefined) await chmod(abs, dir.mode & 0o7777);
+    if (dir.mtime) await utimes(abs, dir.mtime, dir.mtime);
+  }
+  log.info(`unpacked ${entries} entries (${formatBytes(bytes)}, ${format === 'gzip' ? 'tar.gz' : 'tar'})`, { entries, bytes });
+  return { format, entries, bytes };
+}
+
+/** The entry's path relative to the staging root ("" for the root itself), or undefined if it would leave it. */
+function safeRelative(entryPath: string): string | undefined {
+  const parts: string[] = [];
+  for (const part of entryPath.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') return undefined;
+    parts.push(part);
+  }
+  return parts.join('/');
+}
+
+async function createDeferredLink(staging: string, link: DeferredLink, isRoot: boolean): Promise<void> {
+  const parentRel = path.posix.dirname(link.rel);
+  await ensureRealDir(staging, parentRel === '.' ? '' : parentRel);
+  const abs = path.join(staging, link.rel);
+  try {
+    await symlink(link.target, abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new HostileArchiveError(`refusing the archive: symlink ${JSON.stringify(link.rel)} collides with an entry the archive puts inside or at that path`);
+    }
+    throw err;
+  }
+  if (isRoot && link.uid !== undefined && link.gid !== undefined) await lchown(abs, link.uid, link.gid);
+  if (link.mtime) await lutimes(abs, link.mtime, link.mtime);
+}
+
+/** mkdir -p that refuses to pass through a symlink: no deferred link may be written through another. */
+async function ensureRealDir(staging: string, rel: string): Promise<void> {
+  let current = staging;
+  for (const part of rel === '' ? [] : rel.split('/')) {
+    current = path.join(current, part);
+    const st = await lstat(current).catch(() => undefined);
+    if (!st) {
+      await mkdir(current, { mode: 0o755 });
+      continue;
+    }
+    if (!st.isDirectory()) {
+      throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
+    }
+  }
+}
+
+async function readHead(file: string): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(buf, 0, 512, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,54 @@
+import { UsageError } from './errors.js';
+
+// go-humanize's table, which Go stretcher's --max-bandwidth is parsed with: SI units are powers of 1000,
+// IEC units powers of 1024, one-letter units are SI ("10M" is 10,000,000 bytes).
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  ki: 1024,
+  kib: 1024,
+  m: 1e6,
+  mb: 1e6,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1e9,
+  gb: 1e9,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1e12,
+  tb: 1e12,
+  ti: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+const SIZE = /^([0-9][0-9,]*(?:\.[0-9]*)?|\.[0-9]+)\s*([a-z]*)$/i;
+
+/** Bytes per second from "10MB", "10MiB", "1.5k", "1,000"; zero, negatives and unknown units are errors. */
+export function parseBandwidth(text: string, flag: string): number {
+  const m = SIZE.exec(text.trim());
+  const unit = m ? UNITS[(m[2] ?? '').toLowerCase()] : undefined;
+  if (!m || unit === undefined) {
+    throw new UsageError(
+      `invalid size ${JSON.stringify(text)} for --${flag}: use bytes per second such as 1000000, 10MB, 10MiB or 1.5k`,
+    );
+  }
+  const bytes = Math.floor(Number((m[1] ?? '').replaceAll(',', '')) * unit);
+  if (!(bytes > 0)) throw new UsageError(`--${flag} must be greater than zero (got ${JSON.stringify(text)})`);
+  return bytes;
+}
+
+/** 1536000 -> "1.5 MB": decimal units, as the bandwidth flag reads them. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 'B';
+  for (const u of units) {
+    if (value < 1000) break;
+    value /= 1000;
+    unit = u;
+  }
+  return `${value.toFixed(value < 10 ? 2 : 1)} ${unit}`;
+}

@@ -1,0 +1,151 @@
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { extractArchive, type ExtractLimits } from './archive.js';
+import { runCommands, type RunOptions } from './commands.js';
+import { downloadArchive, type TransferOptions } from './download.js';
+import { formatDuration } from './duration.js';
+import { errorMessage, StretcherError } from './errors.js';
+import type { Log } from './log.js';
+import { ManifestError } from './manifest/errors.js';
+import { loadManifest } from './manifest/load.js';
+import type { Manifest } from './manifest/types.js';
+import { redactUrl } from './redact.js';
+import { isAlive } from './pid.js';
+import { parseSourceUrl } from './source/index.js';
+import { strategyFor } from './sync/index.js';
+import { recoverMvDebris } from './sync/mv.js';
+
+export interface DeployOptions {
+  transfer: Omit<TransferOptions, 'signal' | 'log' | 'env'>;
+  limits: ExtractLimits;
+  rsyncVerbose: string;
+  /** Every command runs here: the directory stretcher was started in. */
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  log: Log;
+  /** The deploy's signal: a SIGTERM aborts whatever step is running. */
+  signal: AbortSignal;
+  /** Bounds the failure commands that run after an abort (a second signal, or their time limit). */
+  cleanupSignal: AbortSignal;
+}
+
+export interface DeployOutcome {
+  ok: boolean;
+  error?: unknown;
+  manifest?: Manifest;
+  durationMs: number;
+}
+
+const WORK_PREFIX = 'stretcher-';
+
+/**
+ * One deploy, in Go stretcher's order: manifest -> (no src: pre, post) -> download and verify -> pre ->
+ * unpack -> dest_mode -> sync -> post -> remove temp files -> success or failure commands, the log on stdin.
+ * Never throws: the outcome says how it went, and the failure commands have already run.
+ */
+export async function deploy(manifestUrl: string, opts: DeployOptions): Promise<DeployOutcome> {
+  const { log } = opts;
+  const started = performance.now();
+  const transfer: TransferOptions = { ...opts.transfer, signal: opts.signal, log, env: opts.env };
+  let manifest: Manifest | undefined;
+  let failureCommands: readonly string[] = [];
+  let workDir: string | undefined;
+  let staging: string | undefined;
+  let error: unknown;
+  const run = (env: NodeJS.ProcessEnv): Omit<RunOptions, 'label'> => ({ cwd: opts.cwd, env, log, signal: opts.signal });
+
+  try {
+    log.info(`loading manifest ${redactUrl(manifestUrl)}`);
+    const loaded = await loadManifest(manifestUrl, transfer);
+    manifest = loaded.manifest;
+    for (const w of loaded.warnings) log.warn(w);
+    failureCommands = manifest.commands.failure;
+    const env = hookEnv(manifest, opts.env);
+    if (!manifest.src || !manifest.checksum || !manifest.dest) {
+      log.info('no src in the manifest: running commands only');
+      await runCommands(manifest.commands.pre, 'pre', run(env));
+      await runCommands(manifest.commands.post, 'post', run(env));
+    } else {
+      const strategy = strategyFor(manifest.syncStrategy);
+      await removeWorkDebris(log);
+      if (strategy.name === 'mv') await recoverMvDebris(manifest.dest, log);
+      workDir = await mkdtemp(path.join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
+      const archive = path.join(workDir, 'archive');
+      await downloadArchive(parseSourceUrl(manifest.src), archive, manifest.checksum, transfer);
+      await runCommands(manifest.commands.pre, 'pre', run(env));
+      staging = await strategy.createStaging(manifest.dest, workDir);
+      await extractArchive(archive, staging, opts.limits, log);
+      // The archive is no longer needed; on a small disk its space may be what the sync needs.
+      await rm(archive, { force: true });
+      await chmod(staging, manifest.destMode);
+      await strategy.sync({
+        staging,
+        dest: manifest.dest,
+        excludes: manifest.excludes,
+        ...(manifest.excludeFrom !== undefined ? { excludeFrom: manifest.excludeFrom } : {}),
+        rsyncVerbose: opts.rsyncVerbose,
+        log,
+        signal: opts.signal,
+        cwd: opts.cwd,
+        env,
+      });
+      await runCommands(manifest.commands.post, 'post', run(env));
+    }
+  } catch (err) {
+    error = err;
+    if (err instanceof ManifestError && err.failureCommands) failureCommands = err.failureCommands;
+  } finally {
+    // Temp files go on every path, before success/failure commands run (as in Go stretcher).
+    for (const dir of [staging, workDir]) if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  const durationMs = performance.now() - started;
+  if (error === undefined) {
+    log.info(`deploy succeeded in ${formatDuration(durationMs)}`, { duration_ms: Math.round(durationMs) });
+    try {
+      await runCommands(manifest?.commands.success ?? [], 'success', { ...run(hookEnv(manifest, opts.env)), input: log.text() });
+    } catch (err) {
+      // The deploy itself succeeded; a broken notification must not turn it into a failure.
+      log.warn(`${errorMessage(err)}; the deploy itself succeeded`);
+    }
+    return { ok: true, ...(manifest ? { manifest } : {}), durationMs };
+  }
+
+  const message = errorMessage(error);
+  log.error(`deploy failed: ${message}`);
+  if (!(error instanceof StretcherError)) log.error(`this is a bug in stretcher; please report it with this log: ${(error as Error)?.stack ?? String(error)}`);
+  if (failureCommands.length) {
+    const env = { ...hookEnv(manifest, opts.env), STRETCHER_ERROR: message };
+    try {
+      await runCommands(failureCommands, 'failure', { ...run(env), signal: opts.cleanupSignal, input: log.text() });
+    } catch (err) {
+      log.warn(errorMessage(err));
+    }
+  }
+  return { ok: false, error, ...(manifest ? { manifest } : {}), durationMs };
+}
+
+/** What hook commands learn about the deploy, on top of stretcher's own environment (SERF_* included). */
+function hookEnv(manifest: Manifest | undefined, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (!manifest) return { ...base };
+  return {
+    ...base,
+    STRETCHER_MANIFEST_URL: redactUrl(manifest.url),
+    STRETCHER_SRC: manifest.src ? redactUrl(manifest.src) : '',
+    STRETCHER_DEST: manifest.dest ?? '',
+    STRETCHER_CHECKSUM: manifest.checksum?.hex ?? '',
+  };
+}
+
+/** Work directories of stretcher processes that were killed (SIGKILL, power loss) before cleaning up. */
+async function removeWorkDebris(log: Log): Promise<void> {
+  const base = tmpdir();
+  const names = await readdir(base).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = /^stretcher-(\d+)-/.exec(name);
+    if (!m || isAlive(Number(m[1]))) continue;
+    await rm(path.join(base, name), { recursive: true, force: true }).catch(() => {});
+    log.info(`removed ${path.join(base, name)}, left by an interrupted deploy`);
+  }
+}

@@ -1,0 +1,168 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatBytes } from './bandwidth.js';
+import type { Checksum } from './checksum.js';
+import { formatDuration } from './duration.js';
+import { errorMessage, RetryableError, StretcherError } from './errors.js';
+import type { Log } from './log.js';
+import { Progress } from './progress.js';
+import { redactUrl } from './redact.js';
+import { openSource, type OpenedSource } from './source/index.js';
+import { Throttle } from './throttle.js';
+
+export interface TransferOptions {
+  retry: number;
+  retryWaitMs: number;
+  /** Bounds the whole transfer, retries and waits included; 0 = none. */
+  timeoutMs: number;
+  maxBandwidth?: number;
+  /** A body that sends nothing for this long is treated as broken (and retried). */
+  stallMs: number;
+  signal: AbortSignal;
+  log: Log;
+  userAgent: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Longest we honour a server's Retry-After; past it the operator is better served by a failure. */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EMFILE']);
+
+class TransferTimeout extends StretcherError {}
+
+/**
+ * Runs `attempt` until it succeeds, fails finally, or runs out of retries or time. Every attempt starts
+ * from scratch (a fresh request, a truncated file, a new hash): a resumed download could mix two versions
+ * of an object that changed between attempts.
+ */
+async function withRetry<T>(what: string, opts: TransferOptions, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const timeout = opts.timeoutMs > 0 ? AbortSignal.timeout(opts.timeoutMs) : undefined;
+  const signal = timeout ? AbortSignal.any([opts.signal, timeout]) : opts.signal;
+  const timedOut = (): Error => new TransferTimeout(`${what} timed out after ${formatDuration(opts.timeoutMs)} (--timeout)`);
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt(signal);
+    } catch (err) {
+      if (opts.signal.aborted) throw opts.signal.reason;
+      if (timeout?.aborted) throw timedOut();
+      if (!(err instanceof RetryableError) || n >= opts.retry) {
+        if (err instanceof RetryableError && opts.retry > 0) throw new StretcherError(`${errorMessage(err)} (gave up after ${n + 1} attempts)`);
+        throw err;
+      }
+      const wait = Math.min(MAX_RETRY_AFTER_MS, Math.max(opts.retryWaitMs, err.retryAfterMs ?? 0));
+      opts.log.warn(`${errorMessage(err)}; retrying in ${formatDuration(wait)} (attempt ${n + 2} of ${opts.retry + 1})`);
+      try {
+        await sleep(wait, undefined, { signal });
+      } catch {
+        if (opts.signal.aborted) throw opts.signal.reason;
+        throw timedOut();
+      }
+    }
+  }
+}
+
+/** Streams one attempt's body through `sinks`, watching for stalls and short bodies. */
+async function transfer(url: string, opened: OpenedSource, sinks: (Transform | Writable)[], opts: TransferOptions, signal: AbortSignal): Promise<number> {
+  let bytes = 0;
+  let stalled = false;
+  let timer: NodeJS.Timeout | undefined;
+  const watchdog = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      stalled = true;
+      opened.body.destroy(new RetryableError(`no data from ${redactUrl(url)} for ${formatDuration(opts.stallMs)}`));
+    }, opts.stallMs);
+  };
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      watchdog();
+      done(null, chunk);
+    },
+  });
+  watchdog();
+  try {
+    await pipeline([opened.body, counter, ...sinks], { signal });
+  } catch (err) {
+    if (signal.aborted || stalled || err instanceof StretcherError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (DISK_ERRORS.has(code)) throw new StretcherError(`cannot write the download: ${code}: ${(err as Error).message}`);
+    throw new RetryableError(`transfer of ${redactUrl(url)} broke off after ${formatBytes(bytes)}: ${errorMessage(err)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (opened.size !== undefined && bytes !== opened.size) {
+    throw new RetryableError(`transfer of ${redactUrl(url)} ended after ${bytes} of ${opened.size} bytes`);
+  }
+  return bytes;
+}
+
+/** A small document (a manifest, a signature), read whole into memory, with the same retry rules. */
+export async function fetchBytes(url: URL, maxBytes: number, what: string, opts: TransferOptions): Promise<Buffer> {
+  const shown = redactUrl(url.toString());
+  return withRetry(`fetching ${what} ${shown}`, opts, async (signal) => {
+    const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env });
+    if (opened.size !== undefined && opened.size > maxBytes) {
+      opened.body.destroy();
+      throw new StretcherError(`${what} ${shown} is ${formatBytes(opened.size)}; the limit is ${formatBytes(maxBytes)}`);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const collect = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        total += chunk.length;
+        if (total > maxBytes) return done(new StretcherError(`${what} ${shown} is larger than the limit of ${formatBytes(maxBytes)}`));
+        chunks.push(chunk);
+        done();
+      },
+    });
+    await transfer(url.toString(), opened, [collect], opts, signal);
+    return Buffer.concat(chunks);
+  });
+}
+
+export interface Downloaded {
+  bytes: number;
+  ms: number;
+}
+
+/**
+ * The archive, streamed to `file` while it is hashed: memory stays flat whatever its size, and the
+ * checksum is known the moment the last byte lands.
+ */
+export async function downloadArchive(url: URL, file: string, checksum: Checksum, opts: TransferOptions): Promise<Downloaded> {
+  const shown = redactUrl(url.toString());
+  const started = performance.now();
+  const bytes = await withRetry(`downloading ${shown}`, opts, async (signal) => {
+    const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env });
+    const hash = createHash(checksum.algorithm);
+    const progress = new Progress(opts.log, 'downloading', opened.size);
+    const hasher = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        progress.add(chunk.length);
+        done(null, chunk);
+      },
+    });
+    const sinks = [...(opts.maxBandwidth ? [new Throttle(opts.maxBandwidth)] : []), hasher, createWriteStream(file)];
+    try {
+      const n = await transfer(url.toString(), opened, sinks, opts, signal);
+      const actual = hash.digest('hex');
+      if (actual !== checksum.hex) {
+        throw new StretcherError(`checksum mismatch for ${shown}: expected ${checksum.algorithm} ${checksum.hex}, got ${actual}`);
+      }
+      return n;
+    } finally {
+      progress.done();
+    }
+  });
+  const ms = performance.now() - started;
+  opts.log.info(`downloaded ${shown}: ${formatBytes(bytes)} in ${formatDuration(ms)}, ${checksum.algorithm} verified`, {
+    bytes,
+    duration_ms: Math.round(ms),
+  });
+  return { bytes, ms };
+}

@@ -1,0 +1,56 @@
+import path from 'node:path';
+
+/**
+ * rsync --delete and mv replace dest wholesale, so a typo'd or templated-empty dest could wipe a system.
+ * These are refused before anything is downloaded. Deeper paths (/etc/nginx, /var/www/app) stay allowed:
+ * deploying configuration there is a normal use.
+ */
+const PROTECTED = new Set([
+  '/',
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/home',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/lost+found',
+  '/media',
+  '/mnt',
+  '/opt',
+  '/proc',
+  '/root',
+  '/run',
+  '/sbin',
+  '/srv',
+  '/sys',
+  '/tmp',
+  '/usr',
+  '/var',
+  '/usr/bin',
+  '/usr/lib',
+  '/usr/lib64',
+  '/usr/libexec',
+  '/usr/local',
+  '/usr/sbin',
+  '/usr/share',
+  '/usr/include',
+  '/usr/src',
+  '/var/lib',
+  '/var/log',
+  '/var/cache',
+  '/var/spool',
+  '/var/tmp',
+  '/var/run',
+]);
+
+/** A reason to refuse dest, or undefined when it is acceptable. */
+export function checkDest(dest: string): string | undefined {
+  if (!path.isAbsolute(dest)) return `dest ${JSON.stringify(dest)} must be an absolute path`;
+  const normal = path.resolve(dest);
+  if (PROTECTED.has(normal)) return `dest ${JSON.stringify(dest)} is a system directory; refusing to deploy over it`;
+  if (path.dirname(normal) === '/home') return `dest ${JSON.stringify(dest)} is a home directory; deploy into a directory below it`;
+  return undefined;
+}

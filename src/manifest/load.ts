@@ -1,0 +1,46 @@
+import { fetchBytes, type TransferOptions } from '../download.js';
+import { StretcherError } from '../errors.js';
+import { redactUrl } from '../redact.js';
+import { parseSourceUrl } from '../source/index.js';
+import { ManifestError } from './errors.js';
+import { parseYaml, YamlSyntaxError } from './parse.js';
+import { expandTemplate } from './template.js';
+import type { Manifest } from './types.js';
+import { failureCommandsOf, validateManifest } from './validate.js';
+
+/** Manifests are a page of YAML; anything far larger is a mistake or an attack, not a manifest. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+export interface LoadedManifest {
+  manifest: Manifest;
+  warnings: string[];
+}
+
+/** Template, YAML, schema and rules over a manifest's bytes. Throws ManifestError listing every problem. */
+export function manifestFromText(text: string, url: string, env: NodeJS.ProcessEnv): LoadedManifest {
+  const where = redactUrl(url);
+  let expanded: string;
+  try {
+    expanded = expandTemplate(text, env, where);
+  } catch (err) {
+    throw new ManifestError(where, [(err as Error).message.replace(`${where}:`, 'line ')]);
+  }
+  let parsed;
+  try {
+    parsed = parseYaml(expanded);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) throw new ManifestError(where, [`YAML: ${err.message}`]);
+    throw err;
+  }
+  const result = validateManifest(parsed, url);
+  if (!result.manifest) throw new ManifestError(where, result.problems, failureCommandsOf(parsed.data));
+  return { manifest: result.manifest, warnings: result.warnings };
+}
+
+export async function loadManifest(urlText: string, opts: TransferOptions): Promise<LoadedManifest> {
+  const url = parseSourceUrl(urlText);
+  const bytes = await fetchBytes(url, MAX_MANIFEST_BYTES, 'manifest', opts);
+  const text = bytes.toString('utf8');
+  if (text.includes('\0')) throw new StretcherError(`manifest ${redactUrl(url.toString())} is binary, not YAML`);
+  return manifestFromText(text, url.toString(), opts.env);
+}

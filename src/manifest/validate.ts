@@ -1,0 +1,209 @@
+import { readFileSync } from 'node:fs';
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { parseChecksum, CHECKSUM_HELP } from '../checksum.js';
+import { checkDest } from './dest-policy.js';
+import type { ParsedYaml } from './parse.js';
+import type { Manifest, RawManifest } from './types.js';
+
+const schema: unknown = JSON.parse(readFileSync(new URL('../../schemas/manifest.schema.json', import.meta.url), 'utf8'));
+
+let compiled: ReturnType<Ajv2020['compile']> | undefined;
+function validator(): ReturnType<Ajv2020['compile']> {
+  compiled ??= new Ajv2020({ allErrors: true, strict: true }).compile(schema as object);
+  return compiled;
+}
+
+const TOP_KEYS = ['src', 'checksum', 'dest', 'dest_mode', 'sync_strategy', 'excludes', 'exclude_from', 'commands'];
+const COMMAND_KEYS = ['pre', 'post', 'success', 'failure'];
+export const SRC_SCHEMES = ['s3:', 'http:', 'https:', 'file:'];
+
+export interface Validated {
+  manifest?: Manifest;
+  problems: string[];
+  warnings: string[];
+}
+
+/** Schema first (shape, unknown keys), then what a schema cannot say: digests, dangerous dests, URLs. */
+export function validateManifest(parsed: ParsedYaml, manifestUrl: string): Validated {
+  const { data } = parsed;
+  const validate = validator();
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const at = (path: (string | number)[]): string => {
+    const line = parsed.lineOf(path);
+    return line ? `line ${line}: ` : '';
+  };
+  if (!validate(data)) {
+    const seen = new Set<string>();
+    for (const e of validate.errors ?? []) {
+      const text = describe(e, data);
+      if (text === undefined) continue;
+      const path = pointerToPath(e.instancePath);
+      const line = `${at(path)}${text}`;
+      if (!seen.has(line)) problems.push(line);
+      seen.add(line);
+    }
+    return { problems, warnings };
+  }
+  const raw = data as RawManifest;
+  const checksum = raw.checksum === undefined ? undefined : parseChecksum(raw.checksum);
+  if (typeof checksum === 'string') problems.push(`${at(['checksum'])}${checksum}`);
+  if (raw.dest !== undefined) {
+    const why = checkDest(raw.dest);
+    if (why) problems.push(`${at(['dest'])}${why}`);
+  }
+  let src: string | undefined;
+  if (raw.src !== undefined) {
+    const resolved = resolveSrc(raw.src, manifestUrl);
+    if (resolved.startsWith('!')) problems.push(`${at(['src'])}${resolved.slice(1)}`);
+    else src = resolved;
+  }
+  if (raw.exclude_from !== undefined && (raw.exclude_from.startsWith('/') || raw.exclude_from.split('/').includes('..'))) {
+    problems.push(`${at(['exclude_from'])}exclude_from must be a path inside the archive, without "..": ${JSON.stringify(raw.exclude_from)}`);
+  }
+  if (parsed.destModeSource !== undefined && raw.dest_mode !== undefined && /^[1-9]\d*$/.test(parsed.destModeSource)) {
+    warnings.push(
+      `dest_mode ${parsed.destModeSource} is read as a decimal number (octal ${raw.dest_mode.toString(8).padStart(4, '0')}), as Go stretcher does; write 0${parsed.destModeSource} for octal`,
+    );
+  }
+  if (problems.length) return { problems, warnings };
+  const commands = raw.commands ?? {};
+  return {
+    problems,
+    warnings,
+    manifest: {
+      url: manifestUrl,
+      ...(src !== undefined ? { src } : {}),
+      ...(checksum !== undefined && typeof checksum !== 'string' ? { checksum } : {}),
+      ...(raw.dest !== undefined ? { dest: raw.dest } : {}),
+      destMode: raw.dest_mode ?? 0o755,
+      syncStrategy: raw.sync_strategy ?? 'rsync',
+      excludes: raw.excludes ?? [],
+      ...(raw.exclude_from !== undefined ? { excludeFrom: raw.exclude_from } : {}),
+      commands: {
+        pre: commands.pre ?? [],
+        post: commands.post ?? [],
+        success: commands.success ?? [],
+        failure: commands.failure ?? [],
+      },
+    },
+  };
+}
+
+/** An absolute URL for src (relative ones resolve against the manifest's URL), or "!" + a problem. */
+function resolveSrc(src: string, manifestUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(src, manifestUrl);
+  } catch {
+    return `!src ${JSON.stringify(src)} is not a URL`;
+  }
+  if (!SRC_SCHEMES.includes(url.protocol)) {
+    return `!src scheme ${JSON.stringify(url.protocol.slice(0, -1))} is not supported (use s3, http, https or file)`;
+  }
+  return url.toString();
+}
+
+/** Failure commands from a manifest that failed validation, when they themselves are valid. */
+export function failureCommandsOf(data: unknown): string[] | undefined {
+  const commands = (data as { commands?: unknown } | null)?.commands;
+  const failure = (commands as { failure?: unknown } | null | undefined)?.failure;
+  return Array.isArray(failure) && failure.every((c) => typeof c === 'string') ? (failure as string[]) : undefined;
+}
+
+function pointerToPath(pointer: string): (string | number)[] {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+export function keyPath(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+function describe(e: ErrorObject, data: unknown): string | undefined {
+  const path = pointerToPath(e.instancePath);
+  const name = keyPath(path) || 'the manifest';
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String((e.params as { additionalProperty: string }).additionalProperty);
+      const known = path.length === 0 ? TOP_KEYS : COMMAND_KEYS;
+      const hint = closest(key, known);
+      const where = path.length ? ` in ${name}` : '';
+      return `unknown key ${JSON.stringify(key)}${where}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ` (known keys: ${known.join(', ')})`}`;
+    }
+    case 'type': {
+      if (path.length === 0) return 'the manifest must be a YAML mapping of keys (src, dest, commands, ...)';
+      const isCommandList = path[0] === 'commands' && path.length === 2;
+      if (isCommandList || (path[0] === 'excludes' && path.length === 1)) return `${name} must be a list of strings (one "- item" per line)`;
+      const value = valueAt(data, path);
+      const asMapping = typeof value === 'object' && value !== null && !Array.isArray(value);
+      const hint = asMapping ? ' (YAML read it as a mapping: quote the whole item, e.g. - "cmd :a: b")' : '';
+      return `${name} must be ${e.params.type === 'integer' ? 'an integer' : `a ${typeName(String(e.params.type))}`}${hint}`;
+    }
+    case 'enum':
+      return `${name} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')} (got ${JSON.stringify(valueAt(data, path))})`;
+    case 'dependentRequired': {
+      const missing = String((e.params as { missingProperty: string }).missingProperty);
+      const help = missing === 'checksum' ? `: ${CHECKSUM_HELP}` : ' (an absolute path)';
+      return `src is set, so ${missing} is required${help}`;
+    }
+    case 'pattern': {
+      const value = String(valueAt(data, path));
+      if (path[0] === 'checksum') {
+        const result = parseChecksum(value);
+        return typeof result === 'string' ? result : undefined;
+      }
+      if (path[0] === 'dest') return checkDest(value);
+      return `${name} does not match ${String(e.params.pattern)}`;
+    }
+    case 'minimum':
+    case 'maximum':
+      return `${name} must be a mode between 0 and 07777`;
+    case 'minLength':
+      return `${name} must not be empty`;
+    default:
+      return `${name} ${e.message ?? 'is invalid'}`;
+  }
+}
+
+function typeName(t: string): string {
+  return t === 'array' ? 'list' : t === 'object' ? 'mapping' : t;
+}
+
+function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
+  let v = data;
+  for (const p of path) v = (v as Record<string | number, unknown> | undefined)?.[p];
+  return v;
+}
+
+/** The known key a typo most likely meant: small edit distance, or one is a prefix of the other. */
+export function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = k.startsWith(key) || key.startsWith(k) ? Math.min(1, Math.abs(k.length - key.length)) : editDistance(key.toLowerCase(), k);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j] as number;
+      row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length] as number;
+}

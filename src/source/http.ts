@@ -1,0 +1,62 @@
+import type { IncomingMessage } from 'node:http';
+import got, { type Request } from 'got';
+import { RetryableError, StretcherError } from '../errors.js';
+import { redactUrl } from '../redact.js';
+import type { Opener } from './types.js';
+
+/** Statuses worth retrying: the server may answer differently in a moment. Every other non-2xx is final. */
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504, 507, 509]);
+const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/**
+ * got follows redirects, turns `user:pass@` into Basic auth (and drops it when a redirect leaves the host),
+ * but its stream mode never retries: retrying is download.ts's job, over the whole transfer. The status is
+ * checked here, unlike Go stretcher which hashed (or YAML-parsed) whatever error page came back.
+ * Responses are not decompressed: the checksum is over the bytes as stored.
+ */
+export const openHttp: Opener = async (url, { signal, userAgent }) => {
+  const shown = redactUrl(url.toString());
+  const stream: Request = got.stream(url, {
+    headers: { 'user-agent': userAgent },
+    decompress: false,
+    throwHttpErrors: false,
+    retry: { limit: 0 },
+    timeout: { connect: 30_000, secureConnect: 30_000, response: 60_000 },
+    signal,
+  });
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    stream.once('response', resolve);
+    stream.once('error', reject);
+  }).catch((err: unknown) => {
+    stream.destroy();
+    throw classify(err, shown, signal);
+  });
+  const status = response.statusCode ?? 0;
+  if (status < 200 || status > 299) {
+    stream.destroy();
+    const text = `HTTP ${status}${response.statusMessage ? ` ${response.statusMessage}` : ''} from ${shown}`;
+    if (RETRYABLE_STATUS.has(status) || status >= 500) throw new RetryableError(text, retryAfter(response.headers['retry-after']));
+    throw new StretcherError(text);
+  }
+  // Errors that surface later, mid-body, are classified by the reader; keep got's message recognisable.
+  const length = Number(response.headers['content-length']);
+  return { body: stream, ...(Number.isFinite(length) && response.headers['content-length'] !== undefined ? { size: length } : {}) };
+};
+
+function classify(err: unknown, shown: string, signal: AbortSignal): Error {
+  if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new StretcherError('aborted');
+  const e = err as { code?: string; message?: string };
+  const detail = `${e.code ?? 'error'}: ${e.message ?? String(err)}`;
+  if (e.code === 'ERR_TOO_MANY_REDIRECTS') return new StretcherError(`too many redirects fetching ${shown}`);
+  if (e.code && (RETRYABLE_CODES.has(e.code) || e.code.startsWith('ETIMEDOUT'))) return new RetryableError(`cannot fetch ${shown}: ${detail}`);
+  if (e.code === 'ENOTFOUND') return new StretcherError(`cannot fetch ${shown}: host not found`);
+  return new RetryableError(`cannot fetch ${shown}: ${detail}`);
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date. */
+function retryAfter(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
+  const when = Date.parse(value);
+  return Number.isNaN(when) ? undefined : Math.max(0, when - Date.now());
+}

@@ -1,0 +1,93 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { errorMessage } from './errors.js';
+import type { Log } from './log.js';
+
+export interface DeployRecord {
+  dest: string;
+  time: string;
+  result: 'success' | 'failure';
+  manifest_url: string;
+  checksum?: string;
+  event_id?: string;
+  duration_ms: number;
+  error?: string;
+}
+
+/** How many handled Consul event IDs are remembered; a watch re-sends only its recent buffer. */
+const MAX_EVENT_IDS = 256;
+
+/**
+ * What stretcher remembers between runs: the last deploy per dest and the Consul event IDs already
+ * handled (consul watch re-sends its buffered events whenever it restarts). A state directory that cannot
+ * be created (a non-root user, a read-only /var) is a warning, not a failed deploy.
+ */
+export class StateStore {
+  private usable: boolean | undefined;
+
+  constructor(
+    readonly dir: string,
+    private readonly log: Log,
+  ) {}
+
+  private async ready(): Promise<boolean> {
+    if (this.usable === undefined) {
+      try {
+        await mkdir(path.join(this.dir, 'deploys'), { recursive: true, mode: 0o700 });
+        this.usable = true;
+      } catch (err) {
+        this.log.warn(`state directory ${this.dir} is not usable (${errorMessage(err)}); set --state-dir or STRETCHER_STATE_DIR`);
+        this.usable = false;
+      }
+    }
+    return this.usable;
+  }
+
+  async hasHandledEvent(id: string): Promise<boolean> {
+    return (await this.readJson<string[]>('consul-events.json'))?.includes(id) ?? false;
+  }
+
+  async rememberEvent(id: string): Promise<void> {
+    if (!(await this.ready())) return;
+    const ids = ((await this.readJson<string[]>('consul-events.json')) ?? []).filter((x) => x !== id);
+    ids.push(id);
+    await this.writeJson('consul-events.json', ids.slice(-MAX_EVENT_IDS));
+  }
+
+  async lastDeploy(dest: string): Promise<DeployRecord | undefined> {
+    return this.readJson<DeployRecord>(path.join('deploys', `${destKey(dest)}.json`));
+  }
+
+  async recordDeploy(record: DeployRecord): Promise<void> {
+    if (!(await this.ready())) return;
+    await this.writeJson(path.join('deploys', `${destKey(record.dest)}.json`), record);
+  }
+
+  private async readJson<T>(rel: string): Promise<T | undefined> {
+    try {
+      return JSON.parse(await readFile(path.join(this.dir, rel), 'utf8')) as T;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Temp file + rename: a crash leaves the old record or the new one, never half of one. */
+  private async writeJson(rel: string, value: unknown): Promise<void> {
+    const file = path.join(this.dir, rel);
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      this.log.warn(`cannot write state file ${file}: ${errorMessage(err)}`);
+    }
+  }
+}
+
+/** A file name for a dest: readable prefix, hash for uniqueness. */
+function destKey(dest: string): string {
+  const readable = dest.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60);
+  return `${readable}-${createHash('sha256').update(dest).digest('hex').slice(0, 12)}`;
+}
