@@ -1,4 +1,4 @@
-import { LineCounter, Scalar, isPair, isScalar, isMap, parseDocument, visit, type Document } from 'yaml';
+import { LineCounter, Scalar, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 
 /** Keys whose YAML scalars keep their native type; every other scalar is read as the text written. */
 const NATIVE_KEYS = new Set(['dest_mode']);
@@ -20,28 +20,41 @@ export class YamlSyntaxError extends Error {}
  */
 export function parseYaml(text: string): ParsedYaml {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { version: '1.1', lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { version: '1.1', lineCounter, uniqueKeys: true });
   const first = doc.errors[0];
-  if (first) {
-    const pos = first.linePos?.[0];
-    const at = pos ? `line ${pos.line}, column ${pos.col}: ` : '';
-    throw new YamlSyntaxError(`${at}${first.message.split('\n')[0]}`);
-  }
+  // The first line of the message ends "at line L, column C:"; the rest is a code frame.
+  if (first) throw new YamlSyntaxError((first.message.split('\n')[0] ?? '').replace(/:$/, ''));
   readScalarsAsWritten(doc);
   const data: unknown = doc.toJS({ maxAliasCount: 100 });
   dropNulls(data);
+  octalDestMode(data);
   const destMode = isMap(doc.contents) ? doc.contents.get('dest_mode', true) : undefined;
   return {
     data,
-    lineOf(path) {
-      let node: unknown = doc.getIn(path, true);
-      // A path into a missing key: point at its nearest existing parent.
-      for (let n = path.length - 1; node === undefined && n >= 0; n--) node = doc.getIn(path.slice(0, n), true);
-      const range = (node as { range?: [number, number, number] } | undefined)?.range;
-      return range ? lineCounter.linePos(range[0]).line : undefined;
-    },
+    lineOf: (path) => lineOfPath(doc, lineCounter, path),
     ...(isScalar(destMode) && destMode.source !== undefined ? { destModeSource: String(destMode.source) } : {}),
   };
+}
+
+/**
+ * The line of what a key path names: for a mapping key, the key itself (where a reader looks for a typo);
+ * for a list item, the item. A path into something missing stops at the nearest existing parent.
+ */
+function lineOfPath(doc: Document, lines: LineCounter, path: readonly (string | number)[]): number | undefined {
+  let node: unknown = doc.contents;
+  let offset = (node as { range?: number[] } | null)?.range?.[0];
+  for (const segment of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(segment));
+      if (!pair) break;
+      offset = (pair.key as Scalar).range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      node = node.items[segment];
+      offset = (node as { range?: number[] } | undefined)?.range?.[0] ?? offset;
+    } else break;
+  }
+  return offset === undefined ? undefined : lines.linePos(offset).line;
 }
 
 function readScalarsAsWritten(doc: Document): void {
@@ -54,6 +67,19 @@ function readScalarsAsWritten(doc: Document): void {
       if (node.source !== undefined) node.value = String(node.source);
     },
   });
+}
+
+/**
+ * `dest_mode: "0711"` and `dest_mode: 0o711` reach here as strings (YAML 1.1 has no 0o prefix); both
+ * mean octal, as a mode written as text always does (chmod 711).
+ */
+function octalDestMode(data: unknown): void {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return;
+  const record = data as Record<string, unknown>;
+  const mode = record.dest_mode;
+  if (typeof mode !== 'string') return;
+  const m = /^\s*(?:0o|0)?([0-7]+)\s*$/i.exec(mode);
+  if (m) record.dest_mode = parseInt(m[1] as string, 8);
 }
 
 /** `src:` with nothing after it means "no src" to Go stretcher; treat empty values as absent. */

@@ -39,7 +39,9 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string): Valid
       const text = describe(e, data);
       if (text === undefined) continue;
       const path = pointerToPath(e.instancePath);
-      const line = `${at(path)}${text}`;
+      // An unknown key is reported at the key itself, not at the mapping that holds it.
+      const extra = e.keyword === 'additionalProperties' ? [String((e.params as { additionalProperty: string }).additionalProperty)] : [];
+      const line = `${at([...path, ...extra])}${text}`;
       if (!seen.has(line)) problems.push(line);
       seen.add(line);
     }
@@ -180,12 +182,12 @@ function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
   return v;
 }
 
-/** The known key a typo most likely meant: small edit distance, or one is a prefix of the other. */
+/** The known key a typo most likely meant: the smallest edit distance, if small enough to be a typo. */
 export function closest(key: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const k of known) {
-    const d = k.startsWith(key) || key.startsWith(k) ? Math.min(1, Math.abs(k.length - key.length)) : editDistance(key.toLowerCase(), k);
+    const d = editDistance(key.toLowerCase(), k);
     if (d < bestDistance) {
       best = k;
       bestDistance = d;
