@@ -100,8 +100,14 @@ async function transfer(url: string, opened: OpenedSource, sinks: (Transform | W
   return bytes;
 }
 
+export interface Fetched {
+  bytes: Buffer;
+  /** The URL after redirects. */
+  url: string;
+}
+
 /** A small document (a manifest, a signature), read whole into memory, with the same retry rules. */
-export async function fetchBytes(url: URL, maxBytes: number, what: string, opts: TransferOptions): Promise<Buffer> {
+export async function fetchBytes(url: URL, maxBytes: number, what: string, opts: TransferOptions): Promise<Fetched> {
   const shown = redactUrl(url.toString());
   return withRetry(`fetching ${what} ${shown}`, opts, async (signal) => {
     const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env });
@@ -120,7 +126,7 @@ export async function fetchBytes(url: URL, maxBytes: number, what: string, opts:
       },
     });
     await transfer(url.toString(), opened, [collect], opts, signal);
-    return Buffer.concat(chunks);
+    return { bytes: Buffer.concat(chunks), url: opened.finalUrl ?? url.toString() };
   });
 }
 

@@ -31,7 +31,7 @@ export async function validateCommand(targets: string[], env: NodeJS.ProcessEnv,
               userAgent: USER_AGENT,
               env,
             })
-          ).toString('utf8')
+          ).bytes.toString('utf8')
         : await readFile(target, 'utf8');
       const { warnings } = manifestFromText(text, url, env);
       for (const w of warnings) process.stdout.write(`${target}: warning: ${w}\n`);

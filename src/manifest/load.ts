@@ -17,7 +17,7 @@ export interface LoadedManifest {
 }
 
 /** Template, YAML, schema and rules over a manifest's bytes. Throws ManifestError listing every problem. */
-export function manifestFromText(text: string, url: string, env: NodeJS.ProcessEnv): LoadedManifest {
+export function manifestFromText(text: string, url: string, env: NodeJS.ProcessEnv, baseUrl = url): LoadedManifest {
   const where = redactUrl(url);
   let expanded: string;
   try {
@@ -32,15 +32,19 @@ export function manifestFromText(text: string, url: string, env: NodeJS.ProcessE
     if (err instanceof YamlSyntaxError) throw new ManifestError(where, [`YAML: ${err.message}`]);
     throw err;
   }
-  const result = validateManifest(parsed, url);
+  const result = validateManifest(parsed, url, baseUrl);
   if (!result.manifest) throw new ManifestError(where, result.problems, failureCommandsOf(parsed.data));
   return { manifest: result.manifest, warnings: result.warnings };
 }
 
+/**
+ * Fetches and checks a manifest. A relative src resolves against where the manifest really came from, so
+ * `latest.yml` redirecting to `v42/manifest.yml` finds `v42/app.tar.gz`, as a browser would.
+ */
 export async function loadManifest(urlText: string, opts: TransferOptions): Promise<LoadedManifest> {
   const url = parseSourceUrl(urlText);
-  const bytes = await fetchBytes(url, MAX_MANIFEST_BYTES, 'manifest', opts);
-  const text = bytes.toString('utf8');
+  const fetched = await fetchBytes(url, MAX_MANIFEST_BYTES, 'manifest', opts);
+  const text = fetched.bytes.toString('utf8');
   if (text.includes('\0')) throw new StretcherError(`manifest ${redactUrl(url.toString())} is binary, not YAML`);
-  return manifestFromText(text, url.toString(), opts.env);
+  return manifestFromText(text, url.toString(), opts.env, fetched.url);
 }

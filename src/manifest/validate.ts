@@ -24,7 +24,7 @@ export interface Validated {
 }
 
 /** Schema first (shape, unknown keys), then what a schema cannot say: digests, dangerous dests, URLs. */
-export function validateManifest(parsed: ParsedYaml, manifestUrl: string): Validated {
+export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUrl = manifestUrl): Validated {
   const { data } = parsed;
   const validate = validator();
   const problems: string[] = [];
@@ -56,7 +56,7 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string): Valid
   }
   let src: string | undefined;
   if (raw.src !== undefined) {
-    const resolved = resolveSrc(raw.src, manifestUrl);
+    const resolved = resolveSrc(raw.src, baseUrl);
     if (resolved.startsWith('!')) problems.push(`${at(['src'])}${resolved.slice(1)}`);
     else src = resolved;
   }

@@ -40,7 +40,12 @@ export const openHttp: Opener = async (url, { signal, userAgent }) => {
   }
   // Errors that surface later, mid-body, are classified by the reader; keep got's message recognisable.
   const length = Number(response.headers['content-length']);
-  return { body: stream, ...(Number.isFinite(length) && response.headers['content-length'] !== undefined ? { size: length } : {}) };
+  const finalUrl = (response as IncomingMessage & { url?: string }).url;
+  return {
+    body: stream,
+    ...(Number.isFinite(length) && response.headers['content-length'] !== undefined ? { size: length } : {}),
+    ...(finalUrl ? { finalUrl } : {}),
+  };
 };
 
 function classify(err: unknown, shown: string, signal: AbortSignal): Error {

@@ -10,6 +10,8 @@ export interface OpenOptions {
 export interface OpenedSource {
   body: Readable;
   size?: number;
+  /** Where the body really came from, after redirects: relative URLs inside it resolve against this. */
+  finalUrl?: string;
 }
 
 /** One per URL scheme. Throws RetryableError for failures worth retrying, StretcherError otherwise. */
