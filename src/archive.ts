@@ -148,7 +148,10 @@ export async function extractArchive(file: string, staging: string, limits: Extr
       const text = message instanceof Error ? message.message : message;
       if (code === 'TAR_ENTRY_INFO') log.warn(`archive: ${text}`);
       else if (code === 'TAR_ENTRY_UNSUPPORTED') log.warn(`archive: skipped an entry: ${text}`);
-      else fatal ??= new HostileArchiveError(`refusing the archive: ${text}`);
+      // A damaged header is corruption; TAR_ENTRY_ERROR is node-tar refusing an entry (.., links out).
+      else if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_BAD_ARCHIVE') {
+        fatal ??= new StretcherError(`cannot unpack the archive: ${text === 'checksum failure' ? 'a tar header is corrupt (header checksum mismatch)' : text}`);
+      } else fatal ??= new HostileArchiveError(`refusing the archive: ${text}`);
     },
   });
 

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { detectFormat } from '../src/archive.js';
+import { listTree, Scenario } from './helpers/scenario.js';
+import { tar, tgz, type TarEntry } from './helpers/tar.js';
+
+/** Deploys `entries` over a dest holding v1 and returns the run, the failure error and what exists outside. */
+async function deployHostile(t: import('node:test').TestContext, entries: TarEntry[], args: string[] = []) {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  writeFileSync(path.join(s.dest, 'v1'), 'v1');
+  const outside = path.join(s.root, 'outside');
+  mkdirSync(outside);
+  s.manifest(`${s.archive(tar(entries))}commands:\n  failure: ["echo \\"$STRETCHER_ERROR\\" > ${s.out}/error"]\n`);
+  const r = await s.run(`${s.root}/manifest.yml`, { args });
+  const error = existsSync(`${s.out}/error`) ? readFileSync(`${s.out}/error`, 'utf8').trim() : '';
+  return { s, r, error, outside: readdirSync(outside), rootEntries: readdirSync(s.root) };
+}
+
+test('an entry with .. fails the deploy; nothing is written outside, dest untouched', async (t) => {
+  const { s, r, error, outside } = await deployHostile(t, [{ path: 'ok' }, { path: '../outside/evil', body: 'pwned' }]);
+  assert.equal(r.code, 1);
+  assert.match(error, /refusing archive entry "\.\.\/outside\/evil": its path leaves the staging directory/);
+  assert.deepEqual(outside, []);
+  assert.deepEqual(listTree(s.dest), ['v1']);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('absolute paths are stripped of their leading / (as GNU tar does), with a warning', async (t) => {
+  const { s, r } = await deployHostile(t, [{ path: '/etc/app.conf', body: 'x' }]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['etc/', 'etc/app.conf']);
+  assert.match(r.stderr, /WARN: archive: stripping \/ from absolute path/);
+});
+
+test('writing through a symlink the archive planted fails; nothing is written outside', async (t) => {
+  const { s, r, error, outside } = await deployHostile(t, [
+    { path: 'link', type: 'symlink', linkpath: '../outside' },
+    { path: 'link/evil', body: 'pwned' },
+  ]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(error, /refusing the archive: symlink "link" collides with an entry the archive puts inside or at that path/);
+  assert.deepEqual(outside, []);
+  assert.deepEqual(listTree(s.dest), ['v1']);
+});
+
+test('a symlink chain cannot be used to plant a link outside', async (t) => {
+  const { r, error, outside } = await deployHostile(t, [
+    { path: 'a', type: 'symlink', linkpath: '../outside' },
+    { path: 'a/b', type: 'symlink', linkpath: '/etc/passwd' },
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(error, /passes through a symlink|collides/);
+  assert.deepEqual(outside, []);
+});
+
+test('a hard link to a file outside the tree fails the deploy', async (t) => {
+  const { s, r, error, rootEntries } = await deployHostile(t, [{ path: 'h', type: 'hardlink', linkpath: '../manifest.yml' }]);
+  assert.equal(r.code, 1);
+  assert.match(error, /refusing the archive: linkpath contains '\.\.'/);
+  assert.ok(rootEntries.includes('manifest.yml'));
+  assert.deepEqual(listTree(s.dest), ['v1']);
+});
+
+test('hard links inside the tree work', async (t) => {
+  const { s, r } = await deployHostile(t, [{ path: 'a', body: 'same' }, { path: 'b', type: 'hardlink', linkpath: 'a' }]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(path.join(s.dest, 'b'), 'utf8'), 'same');
+});
+
+test('device files and FIFOs are skipped with a warning', async (t) => {
+  const { s, r } = await deployHostile(t, [{ path: 'null', type: 'chardev' }, { path: 'pipe', type: 'fifo' }, { path: 'app' }]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['app']);
+  assert.match(r.stderr, /skipping archive entry "null": CharacterDevice entries are not extracted/);
+  assert.match(r.stderr, /skipping archive entry "pipe": FIFO entries are not extracted/);
+});
+
+test('entry-count and size limits stop a bomb with a clear error; dest untouched', async (t) => {
+  const many = Array.from({ length: 50 }, (_, i) => ({ path: `f${i}` }));
+  const count = await deployHostile(t, many, ['--max-extract-entries', '20']);
+  assert.equal(count.r.code, 1);
+  assert.match(count.error, /the archive has more than 20 entries \(--max-extract-entries\)/);
+  assert.deepEqual(listTree(count.s.dest), ['v1']);
+  const size = await deployHostile(t, [{ path: 'zeros', body: Buffer.alloc(2_000_000) }], ['--max-extract-size', '1MB']);
+  assert.equal(size.r.code, 1);
+  assert.match(size.error, /the archive unpacks to more than 1\.00 MB \(--max-extract-size\)/);
+  assert.deepEqual(size.s.leftovers(), []);
+});
+
+test('a highly compressible (sparse-like) archive within limits deploys: no ratio limit of 1000', async (t) => {
+  const s = new Scenario(t);
+  const zeros = tgz([{ path: 'disk.img', body: Buffer.alloc(20_000_000) }]);
+  assert.ok(zeros.length * 1000 < 20_000_000, 'ratio above 1000');
+  s.manifest(s.archive(zeros, 'a.tgz'));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('formats are recognised by their bytes, not the name; others are named in the error', async (t) => {
+  const s = new Scenario(t);
+  // A gzip'd tar named .tar, and a plain tar named .tgz: both deploy.
+  s.manifest(s.archive(tgz([{ path: 'gz' }]), 'misnamed.tar'), 'one.yml');
+  s.manifest(s.archive(tar([{ path: 'plain' }]), 'misnamed.tgz'), 'two.yml');
+  for (const m of ['one.yml', 'two.yml']) {
+    const r = await s.run(`${s.root}/${m}`);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const samples: [string, Buffer, RegExp][] = [
+    ['a.tar.bz2', Buffer.from('BZh91AY&SY' + 'x'.repeat(600)), /the archive is bzip2-compressed; stretcher unpacks tar and gzip-compressed tar/],
+    ['a.tar.xz', Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(600)]), /xz-compressed/],
+    ['a.tar.zst', Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(600)]), /zstd-compressed/],
+    ['a.zip', Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(600)]), /a zip archive/],
+    ['index.html', Buffer.from('<html>' + ' '.repeat(600)), /not a tar or gzip archive/],
+    ['empty', Buffer.alloc(0), /not a tar or gzip archive/],
+    ['bad.tgz', gzipSync(Buffer.from('not a tar at all'.repeat(100))), /cannot unpack the archive/],
+  ];
+  for (const [name, data, expected] of samples) {
+    s.manifest(s.archive(data, name), 'bad.yml');
+    const r = await s.run(`${s.root}/bad.yml`);
+    assert.equal(r.code, 1, name);
+    assert.match(r.stderr, expected, name);
+  }
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('detectFormat: v7 tar without magic is recognised by its header checksum', () => {
+  const ustar = tar([{ path: 'a' }]);
+  const v7 = Buffer.from(ustar);
+  v7.fill(0, 257, 265);
+  let sum = 0;
+  v7.write('        ', 148, 'latin1');
+  for (let i = 0; i < 512; i++) sum += v7[i] as number;
+  v7.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  assert.equal(detectFormat(v7), 'tar');
+  assert.equal(detectFormat(Buffer.alloc(1024)), 'tar');
+  assert.equal(detectFormat(Buffer.from('hello')), 'unknown');
+});
