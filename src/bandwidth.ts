@@ -50,5 +50,6 @@ export function formatBytes(bytes: number): string {
     value /= 1000;
     unit = u;
   }
-  return `${value.toFixed(value < 10 ? 2 : 1)} ${unit}`;
+  // Three significant digits: 1.50 MB, 25.0 MB, 150 MB.
+  return `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${unit}`;
 }

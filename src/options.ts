@@ -45,7 +45,7 @@ export const FLAGS: FlagSpec[] = [
     kind: 'duration',
     key: 'timeoutMs',
     valueName: 'D',
-    help: 'give up the archive download after D, retries included (30 = 30s; 1m30s). 0: no limit',
+    help: 'give up a transfer (the archive; the manifest) after D, retries included (30 = 30s; 1m30s). 0: none',
   },
   {
     names: ['random-delay'],

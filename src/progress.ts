@@ -10,19 +10,23 @@ const BAR_EVERY_MS = 200;
  * few seconds, and nothing for downloads shorter than that.
  */
 export class Progress {
-  private readonly started = performance.now();
-  private lastShown = this.started;
+  private readonly started: number;
+  private lastShown: number;
   private bytes = 0;
 
   constructor(
     private readonly log: Log,
     private readonly label: string,
     private readonly total: number | undefined,
-  ) {}
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.started = now();
+    this.lastShown = this.started;
+  }
 
   add(n: number): void {
     this.bytes += n;
-    const now = performance.now();
+    const now = this.now();
     const every = this.log.isTerminal ? BAR_EVERY_MS : LINE_EVERY_MS;
     if (now - this.lastShown < every) return;
     this.lastShown = now;
