@@ -1,12 +1,15 @@
 #!/usr/bin/env node
+import type { KeyObject } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deploy } from './deploy.js';
 import { errorMessage, InterruptedError, StretcherError, UsageError } from './errors.js';
 import { MAX_EVENT_BYTES, parseEvent, type DeployRequest } from './event.js';
-import { Log } from './log.js';
+import { Log, secretValues } from './log.js';
+import { loadVerifyKeys } from './manifest/signature.js';
 import { parseArgs, usage, type Options } from './options.js';
 import { redactUrl } from './redact.js';
 import { StateStore } from './state.js';
+import { statusCommand } from './status-command.js';
 import { validateCommand } from './validate-command.js';
 import { USER_AGENT, VERSION } from './version.js';
 
@@ -34,7 +37,12 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 0;
   }
   const log = new Log(opts.logFormat);
+  log.addSecrets(secretValues(env));
   const [command, ...operands] = opts.positionals;
+  if (command === 'status') {
+    if (operands.length) return usageError('status takes no operands (use --dest PATH)');
+    return statusCommand(new StateStore(opts.stateDir, log), opts);
+  }
   if (command === 'validate') {
     if (operands.length === 0) return usageError('validate needs at least one manifest (a path or URL)');
     return validateCommand(operands, env, log);
@@ -107,6 +115,13 @@ async function runDeploy(
   log.info(`stretcher ${VERSION}: deploy requested by ${what}${request.eventId ? ` (event ID ${request.eventId})` : ''}`, {
     url: redactUrl(request.url),
   });
+  let verifyKeys: KeyObject[];
+  try {
+    verifyKeys = await loadVerifyKeys(opts.verifyKeys);
+  } catch (err) {
+    log.error(`deploy failed: ${errorMessage(err)}`);
+    return consul ? 0 : 1;
+  }
   if (request.eventId && (await state.hasHandledEvent(request.eventId))) {
     log.info(`Consul event ${request.eventId} was already handled; skipping (consul watch re-sends its buffer on restart)`);
     return 0;
@@ -127,6 +142,8 @@ async function runDeploy(
     log,
     signal: signals.signal,
     cleanupSignal: signals.cleanupSignal,
+    lock: { dir: await state.lockDir(), timeoutMs: opts.lockTimeoutMs },
+    verifyKeys,
   });
   if (request.eventId) await state.rememberEvent(request.eventId);
   const { manifest } = outcome;

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { runCommands, type RunOptions } from './commands.js';
 import { downloadArchive, type TransferOptions } from './download.js';
 import { formatDuration } from './duration.js';
 import { errorMessage, StretcherError } from './errors.js';
+import { lockDest, type DestLock } from './lock.js';
 import type { Log } from './log.js';
 import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
@@ -28,6 +30,10 @@ export interface DeployOptions {
   signal: AbortSignal;
   /** Bounds the failure commands that run after an abort (a second signal, or their time limit). */
   cleanupSignal: AbortSignal;
+  /** Where per-dest locks live, and how long to wait for another deploy to the same dest. */
+  lock: { dir: string; timeoutMs: number };
+  /** Ed25519 keys; when any are given, only manifests signed by one of them are deployed. */
+  verifyKeys: readonly KeyObject[];
 }
 
 export interface DeployOutcome {
@@ -45,6 +51,15 @@ const WORK_PREFIX = 'stretcher-';
  * Never throws: the outcome says how it went, and the failure commands have already run.
  */
 export async function deploy(manifestUrl: string, opts: DeployOptions): Promise<DeployOutcome> {
+  let lock: DestLock | undefined;
+  try {
+    return await deployLocked(manifestUrl, opts, (l) => (lock = l));
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (lock: DestLock) => void): Promise<DeployOutcome> {
   const { log } = opts;
   const started = performance.now();
   const transfer: TransferOptions = { ...opts.transfer, signal: opts.signal, log, env: opts.env };
@@ -57,11 +72,13 @@ export async function deploy(manifestUrl: string, opts: DeployOptions): Promise<
 
   try {
     log.info(`loading manifest ${redactUrl(manifestUrl)}`);
-    const loaded = await loadManifest(manifestUrl, transfer);
+    const loaded = await loadManifest(manifestUrl, transfer, opts.verifyKeys);
     manifest = loaded.manifest;
     for (const w of loaded.warnings) log.warn(w);
     failureCommands = manifest.commands.failure;
     const env = hookEnv(manifest, opts.env);
+    // Held until the success/failure commands are done: two deploys to one dest never interleave.
+    if (manifest.dest) onLock(await lockDest(manifest.dest, { ...opts.lock, log, signal: opts.signal }));
     if (!manifest.src || !manifest.checksum || !manifest.dest) {
       log.info('no src in the manifest: running commands only');
       await runCommands(manifest.commands.pre, 'pre', run(env));

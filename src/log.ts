@@ -1,4 +1,4 @@
-import { redactText } from './redact.js';
+import { REDACTED, redactText } from './redact.js';
 import type { LogFormat } from './options.js';
 
 export type Level = 'info' | 'warn' | 'error';
@@ -18,12 +18,24 @@ export class Log {
   private dropped = 0;
   /** A progress bar currently drawn on a terminal, to be erased before the next line. */
   private barShown = false;
+  private secrets: string[] = [];
 
   constructor(
     private readonly format: LogFormat = 'text',
     private readonly out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
     private readonly now: () => Date = () => new Date(),
   ) {}
+
+  /** Values (an AWS secret key, a token) that must never be printed, even if a command echoes them. */
+  addSecrets(values: readonly string[]): void {
+    this.secrets.push(...values.filter((v) => v.length >= 6));
+  }
+
+  private scrub(text: string): string {
+    let out = redactText(text);
+    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
+    return out;
+  }
 
   get isTerminal(): boolean {
     return this.format === 'text' && this.out.isTTY === true;
@@ -67,19 +79,19 @@ export class Log {
 
   private write(level: Level, rawMsg: string, fields?: Fields): void {
     const time = this.now().toISOString();
-    const msg = redactText(rawMsg);
+    const msg = this.scrub(rawMsg);
     const extra = Object.entries(fields ?? {}).filter(
       (e): e is [string, string | number | boolean] => e[1] !== undefined && e[0] !== 'source',
     );
     const suffix = extra.map(([k, v]) => ` ${k}=${formatValue(v)}`).join('');
     const levelTag = level === 'info' ? '' : `${level.toUpperCase()}: `;
-    const textLine = `${time} ${levelTag}${msg}${redactText(suffix)}`;
+    const textLine = `${time} ${levelTag}${msg}${this.scrub(suffix)}`;
     this.keep(textLine);
     this.clearProgress();
     if (this.format === 'json') {
       const record: Record<string, unknown> = { time, level, msg };
       if (fields?.source) record.source = fields.source;
-      for (const [k, v] of extra) record[k] = typeof v === 'string' ? redactText(v) : v;
+      for (const [k, v] of extra) record[k] = typeof v === 'string' ? this.scrub(v) : v;
       this.out.write(`${JSON.stringify(record)}\n`);
     } else {
       this.out.write(`${textLine}\n`);
@@ -99,4 +111,13 @@ export class Log {
 function formatValue(v: string | number | boolean): string {
   const s = String(v);
   return /^[^\s"=]+$/.test(s) ? s : JSON.stringify(s);
+}
+
+const SECRET_NAME = /SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE_KEY|CREDENTIAL/i;
+
+/** Environment values that are secrets by their variable's name (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN...). */
+export function secretValues(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(env)
+    .filter(([k, v]) => SECRET_NAME.test(k) && typeof v === 'string' && v.length >= 6)
+    .map(([, v]) => v as string);
 }

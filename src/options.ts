@@ -16,13 +16,18 @@ export interface Options {
   logFormat: LogFormat;
   maxExtractBytes: number;
   maxExtractEntries: number;
+  lockTimeoutMs: number;
+  /** PEM files (or, from STRETCHER_VERIFY_KEY, PEM text) of Ed25519 public keys. */
+  verifyKeys: string[];
+  json: boolean;
+  dest?: string;
   help: boolean;
   version: boolean;
   /** Subcommand and its operands ("validate a.yml b.yml"). Empty: deploy from stdin. */
   positionals: string[];
 }
 
-type Kind = 'bool' | 'string' | 'int' | 'duration' | 'bandwidth' | 'size' | 'logformat';
+type Kind = 'bool' | 'string' | 'list' | 'int' | 'duration' | 'bandwidth' | 'size' | 'logformat';
 
 interface FlagSpec {
   names: string[];
@@ -97,6 +102,22 @@ export const FLAGS: FlagSpec[] = [
     valueName: 'N',
     help: 'refuse archives with more than N entries (default 10000000)',
   },
+  {
+    names: ['lock-timeout'],
+    kind: 'duration',
+    key: 'lockTimeoutMs',
+    valueName: 'D',
+    help: 'wait at most D for another deploy to the same dest to finish (default 10m)',
+  },
+  {
+    names: ['verify-key'],
+    kind: 'list',
+    key: 'verifyKeys',
+    valueName: 'FILE',
+    help: 'deploy only manifests whose <url>.sig verifies with this Ed25519 public key (repeatable; env STRETCHER_VERIFY_KEY)',
+  },
+  { names: ['json'], kind: 'bool', key: 'json', help: 'status: print JSON' },
+  { names: ['dest'], kind: 'string', key: 'dest', valueName: 'PATH', help: 'status: only this dest' },
   { names: ['v', 'version'], kind: 'bool', key: 'version', help: 'print the version and exit' },
   { names: ['h', 'help'], kind: 'bool', key: 'help', help: 'print this help and exit' },
 ];
@@ -112,6 +133,9 @@ export function defaultOptions(env: NodeJS.ProcessEnv): Options {
     logFormat: 'text',
     maxExtractBytes: 64 * 1024 ** 3,
     maxExtractEntries: 10_000_000,
+    lockTimeoutMs: 10 * 60_000,
+    verifyKeys: env.STRETCHER_VERIFY_KEY ? [env.STRETCHER_VERIFY_KEY] : [],
+    json: false,
     help: false,
     version: false,
     positionals: [],
@@ -128,6 +152,7 @@ const BY_NAME = new Map(FLAGS.flatMap((f) => f.names.map((n) => [n, f] as const)
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Options {
   const opts = defaultOptions(env);
   const values = opts as unknown as Record<string, unknown>;
+  const listsSeen = new Set<keyof Options>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--') {
@@ -152,6 +177,12 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Opti
       if (i + 1 >= argv.length) throw new UsageError(`flag -${name} needs a value`);
       raw = argv[++i] as string;
     }
+    if (spec.kind === 'list') {
+      // The first flag replaces the environment's default; later ones add to it.
+      listsSeen.has(spec.key) ? (values[spec.key] as string[]).push(raw) : (values[spec.key] = [raw]);
+      listsSeen.add(spec.key);
+      continue;
+    }
     values[spec.key] = convert(spec, name, raw);
   }
   return opts;
@@ -167,6 +198,8 @@ function parseBool(raw: string | undefined, name: string): boolean {
 function convert(spec: FlagSpec, name: string, raw: string): unknown {
   switch (spec.kind) {
     case 'string':
+      return raw;
+    case 'list':
       return raw;
     case 'int': {
       if (!/^\d+$/.test(raw.trim())) throw new UsageError(`invalid number ${JSON.stringify(raw)} for -${name}: use a whole number >= 0`);
@@ -198,7 +231,9 @@ Usage:
   echo s3://bucket/app/manifest.yml | stretcher [flags]   deploy the manifest named on stdin
   consul watch -type event -name deploy stretcher         as a Consul event handler
   serf agent -event-handler "user:deploy=stretcher"       as a Serf user-event handler
+  stretcher deploy URL                                    deploy URL (for cron jobs and ssh loops)
   stretcher validate MANIFEST...                          check manifests (file path or URL), deploy nothing
+  stretcher status [--json] [--dest PATH]                 the last deploy of each dest, from the state dir
 
 Flags (single or double dash; -flag VALUE or -flag=VALUE):
 ${flagLines}

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { errorMessage } from './errors.js';
 import type { Log } from './log.js';
@@ -44,6 +45,11 @@ export class StateStore {
     return this.usable;
   }
 
+  /** Locks live in the state directory, so every stretcher on the host finds them; else in TMPDIR. */
+  async lockDir(): Promise<string> {
+    return (await this.ready()) ? path.join(this.dir, 'locks') : path.join(tmpdir(), `stretcher-locks-${process.getuid?.() ?? 0}`);
+  }
+
   async hasHandledEvent(id: string): Promise<boolean> {
     return (await this.readJson<string[]>('consul-events.json'))?.includes(id) ?? false;
   }
@@ -57,6 +63,12 @@ export class StateStore {
 
   async lastDeploy(dest: string): Promise<DeployRecord | undefined> {
     return this.readJson<DeployRecord>(path.join('deploys', `${destKey(dest)}.json`));
+  }
+
+  async allDeploys(): Promise<DeployRecord[]> {
+    const names = await readdir(path.join(this.dir, 'deploys')).catch(() => [] as string[]);
+    const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.readJson<DeployRecord>(path.join('deploys', n))));
+    return records.filter((r): r is DeployRecord => r !== undefined).sort((a, b) => a.dest.localeCompare(b.dest));
   }
 
   async recordDeploy(record: DeployRecord): Promise<void> {
@@ -87,7 +99,7 @@ export class StateStore {
 }
 
 /** A file name for a dest: readable prefix, hash for uniqueness. */
-function destKey(dest: string): string {
+export function destKey(dest: string): string {
   const readable = dest.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60);
   return `${readable}-${createHash('sha256').update(dest).digest('hex').slice(0, 12)}`;
 }

@@ -209,10 +209,18 @@ test('consul: the last of several buffered events is deployed; a re-sent event I
   const s = new Scenario(t);
   s.manifest(`commands:\n  pre: ["echo one >> ${s.out}/ran"]\n`, 'one.yml');
   s.manifest(`commands:\n  pre: ["echo two >> ${s.out}/ran"]\n`, 'two.yml');
-  const events = JSON.stringify([
-    { ID: 'a1', Name: 'deploy', Payload: b64(`file://${s.root}/one.yml`), LTime: 1 },
-    { ID: 'a2', Name: 'deploy', Payload: b64(`file://${s.root}/two.yml`), LTime: 2 },
-  ]);
+  // Exactly what `consul watch -type event` writes: every field, indented, newline-terminated.
+  const event = (id: string, url: string, ltime: number) => ({
+    ID: id,
+    Name: 'deploy',
+    Payload: b64(url),
+    NodeFilter: '',
+    ServiceFilter: '',
+    TagFilter: '',
+    Version: 1,
+    LTime: ltime,
+  });
+  const events = `${JSON.stringify([event('a1', `file://${s.root}/one.yml`, 1), event('a2', `file://${s.root}/two.yml`, 2)], null, 2)}\n`;
   const first = await s.run(events, { env: { CONSUL_INDEX: '5' } });
   assert.equal(first.code, 0, first.stderr);
   const again = await s.run(events, { env: { CONSUL_INDEX: '6' } });

@@ -1,9 +1,11 @@
+import type { KeyObject } from 'node:crypto';
 import { fetchBytes, type TransferOptions } from '../download.js';
 import { StretcherError } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import { parseSourceUrl } from '../source/index.js';
 import { ManifestError } from './errors.js';
 import { parseYaml, YamlSyntaxError } from './parse.js';
+import { checkSignature, signatureUrl, SignatureError } from './signature.js';
 import { expandTemplate } from './template.js';
 import type { Manifest } from './types.js';
 import { failureCommandsOf, validateManifest } from './validate.js';
@@ -41,10 +43,28 @@ export function manifestFromText(text: string, url: string, env: NodeJS.ProcessE
  * Fetches and checks a manifest. A relative src resolves against where the manifest really came from, so
  * `latest.yml` redirecting to `v42/manifest.yml` finds `v42/app.tar.gz`, as a browser would.
  */
-export async function loadManifest(urlText: string, opts: TransferOptions): Promise<LoadedManifest> {
+export async function loadManifest(urlText: string, opts: TransferOptions, verifyKeys: readonly KeyObject[] = []): Promise<LoadedManifest> {
   const url = parseSourceUrl(urlText);
   const fetched = await fetchBytes(url, MAX_MANIFEST_BYTES, 'manifest', opts);
+  // Before anything in it is believed: a manifest that fails here names no failure commands to run.
+  if (verifyKeys.length) await verifySignature(url, fetched.bytes, verifyKeys, opts);
   const text = fetched.bytes.toString('utf8');
   if (text.includes('\0')) throw new StretcherError(`manifest ${redactUrl(url.toString())} is binary, not YAML`);
   return manifestFromText(text, url.toString(), opts.env, fetched.url);
+}
+
+/** Signatures are tiny; anything larger than this is not one. */
+const MAX_SIGNATURE_BYTES = 4096;
+
+async function verifySignature(url: URL, manifest: Buffer, keys: readonly KeyObject[], opts: TransferOptions): Promise<void> {
+  const where = redactUrl(url.toString());
+  let sig: Buffer;
+  try {
+    sig = (await fetchBytes(signatureUrl(url), MAX_SIGNATURE_BYTES, 'signature', opts)).bytes;
+  } catch (err) {
+    if (opts.signal.aborted) throw err;
+    throw new SignatureError(`manifest ${where} is unsigned or its signature cannot be fetched (${(err as Error).message}); refusing to deploy it`);
+  }
+  checkSignature(manifest, sig, keys, where);
+  opts.log.info(`manifest signature verified (${where}.sig)`);
 }
