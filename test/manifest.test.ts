@@ -145,3 +145,9 @@ test('stretcher validate: each problem on its own line with the file; exit 0 onl
   assert.ok(lines.includes(`${bad}: line 4: sync_strategy must be one of rsync, mv (got "copy")`), r.stdout);
   assert.ok(lines.some((l) => l.startsWith(`${dir}/missing.yml: `) && /ENOENT|no such file/.test(l)), r.stdout);
 });
+
+test('YAML aliases: an unresolved alias and an alias bomb are clean manifest errors (found by fuzzing)', () => {
+  assert.match(problems('*\u0000')[0] ?? '', /^YAML: /);
+  const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]', 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]', 'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]', 'd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]'].join('\n');
+  assert.match(problems(bomb)[0] ?? '', /YAML: too many alias expansions \(a YAML bomb\?\)/);
+});

@@ -25,7 +25,13 @@ export function parseYaml(text: string): ParsedYaml {
   // The first line of the message ends "at line L, column C:"; the rest is a code frame.
   if (first) throw new YamlSyntaxError((first.message.split('\n')[0] ?? '').replace(/:$/, ''));
   readScalarsAsWritten(doc);
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // Unresolved aliases and alias bombs surface only when the document is converted.
+    throw new YamlSyntaxError((err as Error).message === 'Excessive alias count indicates a resource exhaustion attack' ? 'too many alias expansions (a YAML bomb?)' : (err as Error).message);
+  }
   dropNulls(data);
   octalDestMode(data);
   const destMode = isMap(doc.contents) ? doc.contents.get('dest_mode', true) : undefined;
