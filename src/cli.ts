@@ -9,6 +9,7 @@ import { loadVerifyKeys } from './manifest/signature.js';
 import { parseArgs, usage, type Options } from './options.js';
 import { redactUrl } from './redact.js';
 import { StateStore } from './state.js';
+import { releasesCommand, rollbackCommand } from './releases-command.js';
 import { statusCommand } from './status-command.js';
 import { validateCommand } from './validate-command.js';
 import { USER_AGENT, VERSION } from './version.js';
@@ -39,6 +40,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const log = new Log(opts.logFormat);
   log.addSecrets(secretValues(env));
   const [command, ...operands] = opts.positionals;
+  if (command === 'releases' || command === 'rollback') {
+    if (operands.length) return usageError(`${command} takes no operands (use --dest PATH)`);
+    if (!opts.dest) return usageError(`${command} needs --dest PATH (the dest symlink)`);
+    const state = new StateStore(opts.stateDir, log);
+    if (command === 'releases') return releasesCommand(opts.dest, opts);
+    return rollbackCommand(opts.dest, opts, { log, state, lockDir: await state.lockDir(), signal: installSignals().signal });
+  }
   if (command === 'status') {
     if (operands.length) return usageError('status takes no operands (use --dest PATH)');
     return statusCommand(new StateStore(opts.stateDir, log), opts);
@@ -144,6 +152,7 @@ async function runDeploy(
     cleanupSignal: signals.cleanupSignal,
     lock: { dir: await state.lockDir(), timeoutMs: opts.lockTimeoutMs },
     verifyKeys,
+    force: opts.force,
   });
   if (request.eventId) await state.rememberEvent(request.eventId);
   const { manifest } = outcome;
@@ -155,6 +164,7 @@ async function runDeploy(
       manifest_url: redactUrl(manifest.url),
       ...(manifest.checksum ? { checksum: manifest.checksum.hex } : {}),
       ...(request.eventId ? { event_id: request.eventId } : {}),
+      ...(outcome.release ? { release: outcome.release } : {}),
       duration_ms: Math.round(outcome.durationMs),
       ...(outcome.ok ? {} : { error: errorMessage(outcome.error) }),
     });

@@ -34,10 +34,14 @@ export interface DeployOptions {
   lock: { dir: string; timeoutMs: number };
   /** Ed25519 keys; when any are given, only manifests signed by one of them are deployed. */
   verifyKeys: readonly KeyObject[];
+  /** Deploy even what is already current (release strategy). */
+  force: boolean;
 }
 
 export interface DeployOutcome {
   ok: boolean;
+  /** release strategy: the release dest points at afterwards. */
+  release?: string;
   error?: unknown;
   manifest?: Manifest;
   durationMs: number;
@@ -68,6 +72,9 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
   let workDir: string | undefined;
   let staging: string | undefined;
   let error: unknown;
+  let rolledBack = false;
+  let release: string | undefined;
+  let env: NodeJS.ProcessEnv = { ...opts.env };
   const run = (env: NodeJS.ProcessEnv): Omit<RunOptions, 'label'> => ({ cwd: opts.cwd, env, log, signal: opts.signal });
 
   try {
@@ -76,7 +83,7 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
     manifest = loaded.manifest;
     for (const w of loaded.warnings) log.warn(w);
     failureCommands = manifest.commands.failure;
-    const env = hookEnv(manifest, opts.env);
+    env = hookEnv(manifest, opts.env);
     // Held until the success/failure commands are done: two deploys to one dest never interleave.
     if (manifest.dest) onLock(await lockDest(manifest.dest, { ...opts.lock, log, signal: opts.signal }));
     if (!manifest.src || !manifest.checksum || !manifest.dest) {
@@ -84,7 +91,15 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
       await runCommands(manifest.commands.pre, 'pre', run(env));
       await runCommands(manifest.commands.post, 'post', run(env));
     } else {
-      const strategy = strategyFor(manifest.syncStrategy);
+      const target = { ...manifest, src: manifest.src, checksum: manifest.checksum, dest: manifest.dest };
+      const strategy = strategyFor(target, { force: opts.force, log });
+      const prepared = (await strategy.prepare?.()) ?? {};
+      if (prepared.alreadyCurrent) {
+        log.info(prepared.alreadyCurrent);
+        return { ok: true, manifest, durationMs: performance.now() - started, ...(prepared.release ? { release: prepared.release } : {}) };
+      }
+      Object.assign(env, prepared.env);
+      release = prepared.release;
       await removeWorkDebris(log);
       if (strategy.name === 'mv') await recoverMvDebris(manifest.dest, log);
       workDir = await mkdtemp(path.join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
@@ -96,7 +111,7 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
       // The archive is no longer needed; on a small disk its space may be what the sync needs.
       await rm(archive, { force: true });
       await chmod(staging, manifest.destMode);
-      await strategy.sync({
+      const synced = await strategy.sync({
         staging,
         dest: manifest.dest,
         excludes: manifest.excludes,
@@ -107,7 +122,13 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
         cwd: opts.cwd,
         env,
       });
-      await runCommands(manifest.commands.post, 'post', run(env));
+      try {
+        await runCommands(manifest.commands.post, 'post', run(env));
+      } catch (err) {
+        if (synced.rollback && manifest.rollbackOnFailure) rolledBack = await rollBack(synced.rollback, log);
+        if (rolledBack) release = prepared.previous;
+        throw err;
+      }
     }
   } catch (err) {
     error = err;
@@ -121,26 +142,37 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
   if (error === undefined) {
     log.info(`deploy succeeded in ${formatDuration(durationMs)}`, { duration_ms: Math.round(durationMs) });
     try {
-      await runCommands(manifest?.commands.success ?? [], 'success', { ...run(hookEnv(manifest, opts.env)), input: log.text() });
+      await runCommands(manifest?.commands.success ?? [], 'success', { ...run(env), input: log.text() });
     } catch (err) {
       // The deploy itself succeeded; a broken notification must not turn it into a failure.
       log.warn(`${errorMessage(err)}; the deploy itself succeeded`);
     }
-    return { ok: true, ...(manifest ? { manifest } : {}), durationMs };
+    return { ok: true, ...(manifest ? { manifest } : {}), ...(release ? { release } : {}), durationMs };
   }
 
   const message = errorMessage(error);
   log.error(`deploy failed: ${message}`);
   if (!(error instanceof StretcherError)) log.error(`this is a bug in stretcher; please report it with this log: ${(error as Error)?.stack ?? String(error)}`);
   if (failureCommands.length) {
-    const env = { ...hookEnv(manifest, opts.env), STRETCHER_ERROR: message };
+    const failureEnv = { ...env, STRETCHER_ERROR: message, ...(rolledBack ? { STRETCHER_ROLLED_BACK: '1' } : {}) };
     try {
-      await runCommands(failureCommands, 'failure', { ...run(env), signal: opts.cleanupSignal, input: log.text() });
+      await runCommands(failureCommands, 'failure', { ...run(failureEnv), signal: opts.cleanupSignal, input: log.text() });
     } catch (err) {
       log.warn(errorMessage(err));
     }
   }
   return { ok: false, error, ...(manifest ? { manifest } : {}), durationMs };
+}
+
+/** A failed post under the release strategy: dest goes back to what it was before the failure commands run. */
+async function rollBack(rollback: () => Promise<string>, log: Log): Promise<boolean> {
+  try {
+    log.warn(`post failed: rolled back to ${await rollback()}`);
+    return true;
+  } catch (err) {
+    log.error(`rollback failed: ${errorMessage(err)}`);
+    return false;
+  }
 }
 
 /** What hook commands learn about the deploy, on top of stretcher's own environment (SERF_* included). */

@@ -21,6 +21,9 @@ export interface Options {
   verifyKeys: string[];
   json: boolean;
   dest?: string;
+  force: boolean;
+  releasesDir?: string;
+  to?: string;
   help: boolean;
   version: boolean;
   /** Subcommand and its operands ("validate a.yml b.yml"). Empty: deploy from stdin. */
@@ -116,8 +119,11 @@ export const FLAGS: FlagSpec[] = [
     valueName: 'FILE',
     help: 'deploy only manifests whose <url>.sig verifies with this Ed25519 public key (repeatable; env STRETCHER_VERIFY_KEY)',
   },
-  { names: ['json'], kind: 'bool', key: 'json', help: 'status: print JSON' },
-  { names: ['dest'], kind: 'string', key: 'dest', valueName: 'PATH', help: 'status: only this dest' },
+  { names: ['force'], kind: 'bool', key: 'force', help: 'release strategy: redeploy and re-run hooks even if the checksum is already current' },
+  { names: ['json'], kind: 'bool', key: 'json', help: 'status, releases: print JSON' },
+  { names: ['dest'], kind: 'string', key: 'dest', valueName: 'PATH', help: 'status, releases, rollback: the dest (for release, the symlink)' },
+  { names: ['releases-dir'], kind: 'string', key: 'releasesDir', valueName: 'DIR', help: 'releases, rollback: where releases live (default: releases/ beside dest)' },
+  { names: ['to'], kind: 'string', key: 'to', valueName: 'ID', help: 'rollback: the release to switch to (default: the previous one)' },
   { names: ['v', 'version'], kind: 'bool', key: 'version', help: 'print the version and exit' },
   { names: ['h', 'help'], kind: 'bool', key: 'help', help: 'print this help and exit' },
 ];
@@ -136,6 +142,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv): Options {
     lockTimeoutMs: 10 * 60_000,
     verifyKeys: env.STRETCHER_VERIFY_KEY ? [env.STRETCHER_VERIFY_KEY] : [],
     json: false,
+    force: false,
     help: false,
     version: false,
     positionals: [],
@@ -234,6 +241,8 @@ Usage:
   stretcher deploy URL                                    deploy URL (for cron jobs and ssh loops)
   stretcher validate MANIFEST...                          check manifests (file path or URL), deploy nothing
   stretcher status [--json] [--dest PATH]                 the last deploy of each dest, from the state dir
+  stretcher releases --dest PATH [--json]                 list releases (release strategy)
+  stretcher rollback --dest PATH [--to ID]                switch dest back to the previous (or named) release
 
 Flags (single or double dash; -flag VALUE or -flag=VALUE):
 ${flagLines}

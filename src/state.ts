@@ -8,7 +8,9 @@ import type { Log } from './log.js';
 export interface DeployRecord {
   dest: string;
   time: string;
-  result: 'success' | 'failure';
+  result: 'success' | 'failure' | 'rollback';
+  /** release strategy: the release dest points at after this deploy or rollback. */
+  release?: string;
   manifest_url: string;
   checksum?: string;
   event_id?: string;

@@ -1,7 +1,7 @@
 import { LineCounter, Scalar, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 
 /** Keys whose YAML scalars keep their native type; every other scalar is read as the text written. */
-const NATIVE_KEYS = new Set(['dest_mode']);
+const NATIVE_KEYS = new Set(['dest_mode', 'keep_releases', 'rollback_on_failure']);
 
 export interface ParsedYaml {
   data: unknown;

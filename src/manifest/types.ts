@@ -1,6 +1,6 @@
 import type { Checksum } from '../checksum.js';
 
-export type SyncStrategyName = 'rsync' | 'mv';
+export type SyncStrategyName = 'rsync' | 'mv' | 'release';
 
 export interface Commands {
   pre: string[];
@@ -21,6 +21,10 @@ export interface Manifest {
   syncStrategy: SyncStrategyName;
   excludes: string[];
   excludeFrom?: string;
+  /** release strategy: where releases live (default: releases/ beside dest). */
+  releasesDir?: string;
+  keepReleases: number;
+  rollbackOnFailure: boolean;
   commands: Commands;
 }
 
@@ -33,5 +37,8 @@ export interface RawManifest {
   sync_strategy?: SyncStrategyName;
   excludes?: string[];
   exclude_from?: string;
+  releases_dir?: string;
+  keep_releases?: number;
+  rollback_on_failure?: boolean;
   commands?: Partial<Commands>;
 }

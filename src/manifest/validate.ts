@@ -13,7 +13,7 @@ function validator(): ReturnType<Ajv2020['compile']> {
   return compiled;
 }
 
-const TOP_KEYS = ['src', 'checksum', 'dest', 'dest_mode', 'sync_strategy', 'excludes', 'exclude_from', 'commands'];
+const TOP_KEYS = ['src', 'checksum', 'dest', 'dest_mode', 'sync_strategy', 'excludes', 'exclude_from', 'releases_dir', 'keep_releases', 'rollback_on_failure', 'commands'];
 const COMMAND_KEYS = ['pre', 'post', 'success', 'failure'];
 export const SRC_SCHEMES = ['s3:', 'http:', 'https:', 'file:'];
 
@@ -60,6 +60,12 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
     if (resolved.startsWith('!')) problems.push(`${at(['src'])}${resolved.slice(1)}`);
     else src = resolved;
   }
+  if (raw.releases_dir !== undefined) {
+    const why = checkDest(raw.releases_dir);
+    if (why) problems.push(`${at(['releases_dir'])}${why.replace(/^dest/, 'releases_dir')}`);
+  }
+  const releaseKeys = (['releases_dir', 'keep_releases', 'rollback_on_failure'] as const).filter((k) => raw[k] !== undefined);
+  if (releaseKeys.length && raw.sync_strategy !== 'release') warnings.push(`${releaseKeys.join(', ')} only apply to sync_strategy: release`);
   if (raw.exclude_from !== undefined && (raw.exclude_from.startsWith('/') || raw.exclude_from.split('/').includes('..'))) {
     problems.push(`${at(['exclude_from'])}exclude_from must be a path inside the archive, without "..": ${JSON.stringify(raw.exclude_from)}`);
   }
@@ -82,6 +88,9 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       syncStrategy: raw.sync_strategy ?? 'rsync',
       excludes: raw.excludes ?? [],
       ...(raw.exclude_from !== undefined ? { excludeFrom: raw.exclude_from } : {}),
+      ...(raw.releases_dir !== undefined ? { releasesDir: raw.releases_dir } : {}),
+      keepReleases: raw.keep_releases ?? 5,
+      rollbackOnFailure: raw.rollback_on_failure ?? true,
       commands: {
         pre: commands.pre ?? [],
         post: commands.post ?? [],
@@ -144,7 +153,8 @@ function describe(e: ErrorObject, data: unknown): string | undefined {
       const value = valueAt(data, path);
       const asMapping = typeof value === 'object' && value !== null && !Array.isArray(value);
       const hint = asMapping ? ' (YAML read it as a mapping: quote the whole item, e.g. - "cmd :a: b")' : '';
-      return `${name} must be ${e.params.type === 'integer' ? 'an integer' : `a ${typeName(String(e.params.type))}`}${hint}`;
+      const article = e.params.type === 'integer' ? 'an' : 'a';
+      return `${name} must be ${article} ${typeName(String(e.params.type))}${hint}`;
     }
     case 'enum':
       return `${name} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')} (got ${JSON.stringify(valueAt(data, path))})`;
@@ -160,11 +170,12 @@ function describe(e: ErrorObject, data: unknown): string | undefined {
         return typeof result === 'string' ? result : undefined;
       }
       if (path[0] === 'dest') return checkDest(value);
+      if (path[0] === 'releases_dir') return `releases_dir ${JSON.stringify(value)} must be an absolute path`;
       return `${name} does not match ${String(e.params.pattern)}`;
     }
     case 'minimum':
     case 'maximum':
-      return `${name} must be a mode between 0 and 07777`;
+      return path[0] === 'dest_mode' ? `${name} must be a mode between 0 and 07777` : `${name} must be at least ${String(e.params.limit)}`;
     case 'minLength':
       return `${name} must not be empty`;
     default:

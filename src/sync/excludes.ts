@@ -1,7 +1,8 @@
-import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
+import { lstat, readdir, readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Minimatch } from 'minimatch';
 import { StretcherError } from '../errors.js';
+import type { Log } from '../log.js';
 
 /**
  * rsync's meaning of an exclude pattern, so that the mv strategy deploys exactly what rsync would:
@@ -113,4 +114,17 @@ export async function walkExcluded(root: string, rules: readonly ExcludeRule[], 
   };
   if ((await lstat(root)).isDirectory()) await visit('');
   return count;
+}
+
+/**
+ * Removes excluded entries from an unpacked tree (strategies that do not run rsync must not deploy them)
+ * and returns the compiled rules, for carrying excluded files over from an old tree.
+ */
+export async function pruneExcluded(staging: string, excludes: readonly string[], excludeFrom: string | undefined, log: Log, label: string): Promise<ExcludeRule[]> {
+  const patterns = [...excludes];
+  if (excludeFrom !== undefined) patterns.unshift(...(await readExcludeFrom(staging, excludeFrom)));
+  const rules = patterns.map(compileExclude);
+  const pruned = await walkExcluded(staging, rules, (rel) => rm(path.join(staging, rel), { recursive: true, force: true }));
+  if (pruned) log.info(`${label}: left out ${pruned} excluded archive entries`);
+  return rules;
 }

@@ -1,12 +1,20 @@
-import type { SyncStrategyName } from '../manifest/types.js';
+import type { Log } from '../log.js';
+import type { Manifest } from '../manifest/types.js';
 import { mvStrategy } from './mv.js';
+import { releaseStrategy } from './release.js';
 import { rsyncStrategy } from './rsync.js';
 import type { SyncStrategy } from './types.js';
 
-export type { SyncContext, SyncStrategy } from './types.js';
+export type { Prepared, SyncContext, SyncResult, SyncStrategy } from './types.js';
 
-const STRATEGIES: Record<SyncStrategyName, SyncStrategy> = { rsync: rsyncStrategy, mv: mvStrategy };
-
-export function strategyFor(name: SyncStrategyName): SyncStrategy {
-  return STRATEGIES[name];
+/** The strategy instance for one deploy of a manifest that has src, checksum and dest. */
+export function strategyFor(manifest: Manifest & { dest: string; checksum: NonNullable<Manifest['checksum']> }, opts: { force: boolean; log: Log }): SyncStrategy {
+  switch (manifest.syncStrategy) {
+    case 'rsync':
+      return rsyncStrategy;
+    case 'mv':
+      return mvStrategy;
+    case 'release':
+      return releaseStrategy(manifest, opts);
+  }
 }

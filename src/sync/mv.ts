@@ -4,7 +4,7 @@ import path from 'node:path';
 import { errorMessage, StretcherError } from '../errors.js';
 import type { Log } from '../log.js';
 import { isAlive } from '../pid.js';
-import { compileExclude, readExcludeFrom, walkExcluded, type ExcludeRule } from './excludes.js';
+import { pruneExcluded, walkExcluded, type ExcludeRule } from './excludes.js';
 import type { SyncContext, SyncStrategy } from './types.js';
 
 /** Sibling names of dest that belong to stretcher: `.app.stretcher-new-<pid>-...` and `.app.stretcher-old-<pid>-...`. */
@@ -26,11 +26,7 @@ export const mvStrategy: SyncStrategy = {
   },
   async sync(ctx) {
     const { staging, dest, log } = ctx;
-    const patterns = [...ctx.excludes];
-    if (ctx.excludeFrom !== undefined) patterns.unshift(...(await readExcludeFrom(staging, ctx.excludeFrom)));
-    const rules = patterns.map(compileExclude);
-    const pruned = await walkExcluded(staging, rules, (rel) => rm(path.join(staging, rel), { recursive: true, force: true }));
-    if (pruned) log.info(`mv: left out ${pruned} excluded archive entries`);
+    const rules = await pruneExcluded(staging, ctx.excludes, ctx.excludeFrom, log, 'mv');
 
     const existing = await lstat(dest).catch(() => undefined);
     if (existing?.isSymbolicLink()) throw new StretcherError(`dest ${dest} is a symlink; the mv strategy replaces directories only`);
@@ -60,6 +56,7 @@ export const mvStrategy: SyncStrategy = {
     }
     log.info(`mv: ${dest} replaced${existing ? '' : ' (created)'}`);
     if (backup) await rm(backup, { recursive: true, force: true });
+    return {};
   },
 };
 

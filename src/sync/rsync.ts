@@ -26,6 +26,7 @@ export const rsyncStrategy: SyncStrategy = {
     ctx.log.info(`rsync ${args.join(' ')}`);
     try {
       await runProgram('rsync', args, { cwd: ctx.cwd, env: ctx.env, log: ctx.log, signal: ctx.signal, label: 'rsync' });
+      return {};
     } catch (err) {
       if (err instanceof CommandError) throw new StretcherError(`sync to ${ctx.dest} failed: ${err.message}`);
       throw err;
