@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { chmod, lchown, lstat, lutimes, mkdir, open, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Unpack, type ReadEntry } from 'tar';
+import { UnpackSync, type ReadEntry } from 'tar';
 import { formatBytes } from './bandwidth.js';
 import { StretcherError } from './errors.js';
 import type { Log } from './log.js';
@@ -84,7 +84,7 @@ interface RestoredDir {
  * Modes are exact (the umask is not applied), owners are kept when running as root, and directory modes and
  * mtimes are restored after their contents are written, as GNU tar does.
  */
-export async function extractArchive(file: string, staging: string, limits: ExtractLimits, log: Log): Promise<Extracted> {
+export async function extractArchive(file: string, staging: string, limits: ExtractLimits, log: Log, signal?: AbortSignal): Promise<Extracted> {
   const format = detectFormat(await readHead(file));
   const unsupported = UNSUPPORTED[format];
   if (unsupported) {
@@ -98,7 +98,11 @@ export async function extractArchive(file: string, staging: string, limits: Extr
   const specialModes: { rel: string; mode: number }[] = [];
   const isRoot = process.getuid?.() === 0;
 
-  const unpack: Unpack = new Unpack({
+  // UnpackSync makes each file's syscalls directly. The async Unpack sends every one of them (about seven
+  // a file) through the thread pool in turn and spent 75% of a 10,000-file extraction idle waiting: 14.8 s
+  // against 2.0 s here, the same as GNU tar. Fed by an async read stream, the event loop still runs between
+  // chunks, so signals are handled during extraction.
+  const unpack: UnpackSync = new UnpackSync({
     cwd: staging,
     chmod: true,
     processUmask: 0,
@@ -162,8 +166,9 @@ export async function extractArchive(file: string, staging: string, limits: Extr
   }
 
   try {
-    await pipeline(createReadStream(file), unpack);
+    await pipeline(createReadStream(file, { highWaterMark: 256 * 1024 }), unpack, ...(signal ? [{ signal }] : []));
   } catch (err) {
+    if (signal?.aborted) throw signal.reason;
     if (fatal) throw fatal;
     const text = (err as Error).message.replace(/^TAR_BAD_ARCHIVE: /, '');
     throw new StretcherError(`cannot unpack the archive: ${text}`);

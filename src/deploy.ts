@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { extractArchive, type ExtractLimits } from './archive.js';
+import type { ExtractLimits } from './archive.js';
 import { runCommands, type RunOptions } from './commands.js';
 import { downloadArchive, type TransferOptions } from './download.js';
 import { formatDuration } from './duration.js';
@@ -107,10 +107,14 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
       await downloadArchive(parseSourceUrl(manifest.src), archive, manifest.checksum, transfer);
       await runCommands(manifest.commands.pre, 'pre', run(env));
       staging = await strategy.createStaging(manifest.dest, workDir);
-      await extractArchive(archive, staging, opts.limits, log);
+      // node-tar is loaded only by deploys that unpack something.
+      const { extractArchive } = await import('./archive.js');
+      await extractArchive(archive, staging, opts.limits, log, opts.signal);
       // The archive is no longer needed; on a small disk its space may be what the sync needs.
       await rm(archive, { force: true });
       await chmod(staging, manifest.destMode);
+      // The last moment to stop with dest untouched: a signal during the steps above ends the deploy here.
+      opts.signal.throwIfAborted();
       const synced = await strategy.sync({
         staging,
         dest: manifest.dest,

@@ -98,7 +98,7 @@ test('dest must be absolute and not a system directory; checked before anything 
 });
 
 test('sync_strategy is checked at validation time, src or not', () => {
-  assert.match(problems('sync_strategy: copy\n')[0] ?? '', /sync_strategy must be one of rsync, mv \(got "copy"\)/);
+  assert.match(problems('sync_strategy: copy\n')[0] ?? '', /sync_strategy must be one of rsync, mv, release \(got "copy"\)/);
   assert.equal(load(`src: a.tgz\nchecksum: ${SHA1}\ndest: /srv/app\nsync_strategy: mv`).syncStrategy, 'mv');
 });
 
@@ -142,7 +142,7 @@ test('stretcher validate: each problem on its own line with the file; exit 0 onl
   assert.equal(r.code, 1);
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines[0], `${good}: ok`);
-  assert.ok(lines.includes(`${bad}: line 4: sync_strategy must be one of rsync, mv (got "copy")`), r.stdout);
+  assert.ok(lines.includes(`${bad}: line 4: sync_strategy must be one of rsync, mv, release (got "copy")`), r.stdout);
   assert.ok(lines.some((l) => l.startsWith(`${dir}/missing.yml: `) && /ENOENT|no such file/.test(l)), r.stdout);
 });
 

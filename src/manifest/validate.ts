@@ -1,17 +1,14 @@
-import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { parseChecksum, CHECKSUM_HELP } from '../checksum.js';
 import { checkDest } from './dest-policy.js';
 import type { ParsedYaml } from './parse.js';
 import type { Manifest, RawManifest } from './types.js';
 
-const schema: unknown = JSON.parse(readFileSync(new URL('../../schemas/manifest.schema.json', import.meta.url), 'utf8'));
+import { validate as compiledValidate } from './compiled-schema.js';
 
-let compiled: ReturnType<Ajv2020['compile']> | undefined;
-function validator(): ReturnType<Ajv2020['compile']> {
-  compiled ??= new Ajv2020({ allErrors: true, strict: true }).compile(schema as object);
-  return compiled;
-}
+// schemas/manifest.schema.json, compiled by ajv at build time (scripts/compile-schema.mjs): loading ajv and
+// compiling the schema would cost every deploy about 60 ms of start-up.
+const validateSchema = compiledValidate as unknown as ValidateFunction;
 
 const TOP_KEYS = ['src', 'checksum', 'dest', 'dest_mode', 'sync_strategy', 'excludes', 'exclude_from', 'releases_dir', 'keep_releases', 'rollback_on_failure', 'commands'];
 const COMMAND_KEYS = ['pre', 'post', 'success', 'failure'];
@@ -26,7 +23,7 @@ export interface Validated {
 /** Schema first (shape, unknown keys), then what a schema cannot say: digests, dangerous dests, URLs. */
 export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUrl = manifestUrl): Validated {
   const { data } = parsed;
-  const validate = validator();
+  const validate = validateSchema;
   const problems: string[] = [];
   const warnings: string[] = [];
   const at = (path: (string | number)[]): string => {

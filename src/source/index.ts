@@ -1,16 +1,16 @@
 import { pathToFileURL } from 'node:url';
 import { StretcherError } from '../errors.js';
 import { openFile } from './file.js';
-import { openHttp } from './http.js';
 import type { Opener, OpenOptions, OpenedSource } from './types.js';
 
 export type { OpenOptions, OpenedSource } from './types.js';
 
 const OPENERS: Record<string, Opener | (() => Promise<Opener>)> = {
   'file:': openFile,
-  'http:': openHttp,
-  'https:': openHttp,
-  // Loaded on first use: the AWS SDK is heavy and a file:// or http deploy must not pay for it.
+  // Loaded on first use: got costs about 130 ms and the AWS SDK far more; a deploy pays only for the
+  // schemes it uses.
+  'http:': async () => (await import('./http.js')).openHttp,
+  'https:': async () => (await import('./http.js')).openHttp,
   's3:': async () => (await import('./s3.js')).openS3,
 };
 
@@ -35,6 +35,6 @@ export function parseSourceUrl(text: string): URL {
 export async function openSource(url: URL, opts: OpenOptions): Promise<OpenedSource> {
   const entry = OPENERS[url.protocol];
   if (!entry) throw new StretcherError(`URL scheme ${JSON.stringify(url.protocol.slice(0, -1))} is not supported`);
-  const opener = url.protocol === 's3:' ? await (entry as () => Promise<Opener>)() : (entry as Opener);
+  const opener = entry === openFile ? openFile : await (entry as () => Promise<Opener>)();
   return opener(url, opts);
 }

@@ -5,7 +5,7 @@ import { errorMessage, StretcherError } from '../errors.js';
 import type { Log } from '../log.js';
 import { isAlive } from '../pid.js';
 import { pruneExcluded, walkExcluded, type ExcludeRule } from './excludes.js';
-import type { SyncContext, SyncStrategy } from './types.js';
+import type { SyncStrategy } from './types.js';
 
 /** Sibling names of dest that belong to stretcher: `.app.stretcher-new-<pid>-...` and `.app.stretcher-old-<pid>-...`. */
 const siblingPrefix = (dest: string, kind: 'new' | 'old'): string => `.${path.basename(dest)}.stretcher-${kind}-`;

@@ -1,0 +1,215 @@
+/**
+ * npm run bench: stretcher against the shell pipeline a user would write, on the same machine in the same
+ * run, contenders alternated. Prints medians, min/max, ratios and peak RSS, and writes bench/RESULTS.md's
+ * measured section. BENCH_RUNS (default 5) sets the runs per contender; BENCH_SKIP_XL=1 skips the 4x
+ * archive used for the memory check.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createReadStream, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fixture, type Fixture } from './fixtures.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(HERE);
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const FIXTURES = path.join(HERE, 'fixtures');
+const WORK = path.join(FIXTURES, 'work');
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+interface Sample {
+  ms: number;
+  rssKb?: number;
+}
+
+interface Contender {
+  name: string;
+  group: string;
+  setup?: () => void;
+  run: () => Promise<Sample>;
+}
+
+/** Runs a command; for a node process, polls /proc/<pid>/status for VmHWM (peak RSS). */
+function timed(file: string, args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; rss?: boolean } = {}): Promise<Sample> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(file, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    let rssKb = 0;
+    const poll = opts.rss
+      ? setInterval(() => {
+          try {
+            const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+            if (m) rssKb = Math.max(rssKb, Number(m[1]));
+          } catch {
+            // exited
+          }
+        }, 10)
+      : undefined;
+    child.stdin.end(opts.stdin ?? '');
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = performance.now() - started;
+      if (poll) clearInterval(poll);
+      if (code !== 0) return reject(new Error(`${file} ${args.join(' ')} exited ${code}\n${stderr}`));
+      resolve({ ms, ...(opts.rss ? { rssKb } : {}) });
+    });
+  });
+}
+
+function fresh(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  mkdirSync(FIXTURES, { recursive: true });
+  fresh(WORK);
+  mkdirSync(WORK, { recursive: true });
+  const fx: Record<string, Fixture> = {};
+  for (const name of ['small', 'large', 'large-prev', ...(process.env.BENCH_SKIP_XL ? [] : ['xl'])] as const) fx[name] = fixture(FIXTURES, name);
+
+  const server = createServer((req, res) => {
+    const file = path.join(FIXTURES, path.basename(req.url ?? ''));
+    try {
+      const { size } = statSync(file);
+      res.writeHead(200, { 'content-length': size });
+      createReadStream(file).pipe(res);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const dest = path.join(WORK, 'dest');
+  const tmp = path.join(WORK, 'tmp');
+  const env = { TMPDIR: tmp, STRETCHER_STATE_DIR: path.join(WORK, 'state') };
+
+  const manifest = (f: Fixture, strategy: string): string => {
+    const file = path.join(WORK, `${f.name}-${strategy}.yml`);
+    writeFileSync(file, `src: ${base}/${path.basename(f.archive)}\nchecksum: ${f.sha256}\ndest: ${dest}\nsync_strategy: ${strategy}\n`);
+    return file;
+  };
+  const prevTree = path.join(FIXTURES, 'large-prev-tree');
+  const withPrevious = (): void => {
+    fresh(dest);
+    execFileSync('rsync', ['-a', `${prevTree}/`, `${dest}/`]);
+  };
+  const empty = (): void => {
+    fresh(dest);
+    fresh(tmp);
+    mkdirSync(tmp, { recursive: true });
+  };
+  const stretcher = (f: Fixture, strategy: string) => (): Promise<Sample> =>
+    timed(process.execPath, [CLI, '--rsync-verbose='], { stdin: manifest(f, strategy), env, rss: true });
+  const shell = (f: Fixture) => (): Promise<Sample> => {
+    const dl = path.join(tmp, 'archive.tgz');
+    const dir = path.join(tmp, 'dir');
+    const script = `curl -sf -o ${dl} ${base}/${path.basename(f.archive)} && echo "${f.sha256}  ${dl}" | sha256sum -c --quiet && mkdir -p ${dir} && tar xzf ${dl} -C ${dir} && rsync -a --delete ${dir}/ ${dest}/`;
+    return timed('sh', ['-c', script]);
+  };
+  const commandsOnly = path.join(WORK, 'commands-only.yml');
+  writeFileSync(commandsOnly, 'commands:\n  pre: ["true"]\n');
+
+  const contenders: Contender[] = [
+    { group: 'large', name: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest', setup: empty, run: shell(fx.large as Fixture) },
+    { group: 'large', name: 'stretcher rsync, empty dest', setup: empty, run: stretcher(fx.large as Fixture, 'rsync') },
+    { group: 'large', name: 'stretcher mv, no dest', setup: empty, run: stretcher(fx.large as Fixture, 'mv') },
+    { group: 'large', name: 'shell pipeline, dest holds previous version', setup: () => (empty(), withPrevious()), run: shell(fx.large as Fixture) },
+    { group: 'large', name: 'stretcher rsync, dest holds previous version', setup: () => (empty(), withPrevious()), run: stretcher(fx.large as Fixture, 'rsync') },
+    { group: 'large', name: 'stretcher mv, dest holds previous version', setup: () => (empty(), withPrevious()), run: stretcher(fx.large as Fixture, 'mv') },
+    { group: 'small', name: 'shell pipeline, small archive', setup: empty, run: shell(fx.small as Fixture) },
+    { group: 'small', name: 'stretcher rsync, small archive', setup: empty, run: stretcher(fx.small as Fixture, 'rsync') },
+    { group: 'startup', name: 'node -e 0', run: () => timed(process.execPath, ['-e', '0']) },
+    { group: 'startup', name: 'stretcher --version', run: () => timed(process.execPath, [CLI, '--version'], { rss: true }) },
+    { group: 'startup', name: 'stretcher commands-only deploy (file://)', run: () => timed(process.execPath, [CLI], { stdin: commandsOnly, env, rss: true }) },
+  ];
+  if (fx.xl) contenders.push({ group: 'memory', name: 'stretcher rsync, 4x archive, empty dest', setup: empty, run: stretcher(fx.xl, 'rsync') });
+
+  const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
+  // Alternate: one run of each contender per round, so drift on a noisy machine hits all of them alike.
+  for (let round = 0; round < RUNS; round++) {
+    for (const c of contenders) {
+      c.setup?.();
+      const s = await c.run();
+      samples.get(c.name)?.push(s);
+      process.stderr.write(`round ${round + 1}/${RUNS} ${c.name}: ${s.ms.toFixed(0)} ms${s.rssKb ? `, ${(s.rssKb / 1024).toFixed(0)} MB` : ''}\n`);
+    }
+  }
+  server.close();
+  fresh(WORK);
+
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mid = Math.floor(s.length / 2);
+    return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  };
+  const stats = (name: string) => {
+    const xs = (samples.get(name) ?? []).map((s) => s.ms);
+    const rss = (samples.get(name) ?? []).map((s) => s.rssKb ?? 0);
+    return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), rssMb: Math.max(...rss) / 1024 };
+  };
+  const refFor: Record<string, string> = {
+    large: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest',
+    small: 'shell pipeline, small archive',
+    startup: 'node -e 0',
+    memory: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest',
+  };
+  const prevRef = 'shell pipeline, dest holds previous version';
+  const rows = contenders.map((c) => {
+    const st = stats(c.name);
+    const ref = c.name.includes('previous version') ? prevRef : (refFor[c.group] as string);
+    return { ...c, ...st, ratio: st.median / stats(ref).median, ref };
+  });
+  const table = [
+    '| contender | median | min | max | ratio | vs | peak RSS |',
+    '|---|---:|---:|---:|---:|---|---:|',
+    ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(0)} ms | ${r.min.toFixed(0)} | ${r.max.toFixed(0)} | ${r.ratio.toFixed(2)}x | ${r.ref === r.name ? '(reference)' : r.ref.split(' (')[0]} | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : ''} |`),
+  ].join('\n');
+  const get = (name: string) => rows.find((r) => r.name === name);
+  const rssLarge = get('stretcher rsync, empty dest')?.rssMb ?? 0;
+  const rssXl = get('stretcher rsync, 4x archive, empty dest')?.rssMb;
+  const target = (label: string, ok: boolean, figure: string) => `| ${label} | ${figure} | ${ok ? 'met' : '**not met**'} |`;
+  const targets = [
+    '| target | measured | |',
+    '|---|---|---|',
+    target('large, rsync, empty dest <= 0.7x shell', (get('stretcher rsync, empty dest')?.ratio ?? 9) <= 0.7, `${get('stretcher rsync, empty dest')?.ratio.toFixed(2)}x`),
+    target('large, mv <= 0.4x shell', (get('stretcher mv, no dest')?.ratio ?? 9) <= 0.4, `${get('stretcher mv, no dest')?.ratio.toFixed(2)}x`),
+    target('peak RSS <= 120 MB', Math.max(...rows.map((r) => r.rssMb)) <= 120, `${Math.max(...rows.map((r) => r.rssMb)).toFixed(0)} MB at most`),
+    rssXl === undefined
+      ? '| peak RSS within 10% at 4x archive | skipped (BENCH_SKIP_XL) | |'
+      : target('peak RSS within 10% at 4x archive', Math.abs(rssXl - rssLarge) <= rssLarge * 0.1, `${rssLarge.toFixed(0)} MB -> ${rssXl.toFixed(0)} MB (${(((rssXl - rssLarge) / rssLarge) * 100).toFixed(1)}%)`),
+    target('stretcher --version <= 2x node -e 0', (get('stretcher --version')?.ratio ?? 9) <= 2, `${get('stretcher --version')?.ratio.toFixed(2)}x`),
+    target('commands-only file:// deploy <= 3x node -e 0', (get('stretcher commands-only deploy (file://)')?.ratio ?? 9) <= 3, `${get('stretcher commands-only deploy (file://)')?.ratio.toFixed(2)}x`),
+  ].join('\n');
+  const machine = [
+    `- CPU: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; memory ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
+    `- ${execFileSync('sh', ['-c', 'df -hT / | tail -1 | awk \'{print "disk: " $2 " on " $1}\'']).toString().trim()}`,
+    `- node ${process.version}; ${execFileSync('rsync', ['--version']).toString().split('\n')[0]}; ${execFileSync('tar', ['--version']).toString().split('\n')[0]}`,
+    `- fixtures: large ${fx.large?.files} files, ${((fx.large?.bytes ?? 0) / 1e6).toFixed(0)} MB unpacked, ${(statSync(fx.large?.archive ?? '').size / 1e6).toFixed(0)} MB gzip'd; small ${fx.small?.files} files, ${((fx.small?.bytes ?? 0) / 1e3).toFixed(0)} kB${fx.xl ? `; 4x: ${fx.xl.files} files, ${(fx.xl.bytes / 1e6).toFixed(0)} MB unpacked` : ''}`,
+    `- ${RUNS} runs per contender, alternated; served over HTTP from 127.0.0.1; ${new Date().toISOString().slice(0, 10)}`,
+  ].join('\n');
+  const report = `## Measured\n\n${machine}\n\n${table}\n\n### Targets\n\n${targets}\n`;
+  process.stdout.write(`\n${report}`);
+  const results = path.join(HERE, 'RESULTS.md');
+  const previous = (() => {
+    try {
+      return readFileSync(results, 'utf8');
+    } catch {
+      return '# Benchmark results\n\n## Measured\n';
+    }
+  })();
+  const head = previous.split('## Measured')[0];
+  const tail = previous.includes('## Where time goes') ? `\n## Where time goes${previous.split('## Where time goes')[1]}` : '';
+  writeFileSync(results, `${head}${report}${tail}`);
+  process.stderr.write(`\nwrote ${results}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
