@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ExtractLimits } from './archive.js';
 import { runCommands, type RunOptions } from './commands.js';
-import { downloadArchive, type TransferOptions } from './download.js';
+import { downloadAndUnpack, type TransferOptions } from './download.js';
 import { formatDuration } from './duration.js';
 import { errorMessage, StretcherError } from './errors.js';
 import { lockDest, type DestLock } from './lock.js';
@@ -16,7 +16,7 @@ import { redactUrl } from './redact.js';
 import { isAlive } from './pid.js';
 import { parseSourceUrl } from './source/index.js';
 import { strategyFor } from './sync/index.js';
-import { recoverMvDebris } from './sync/mv.js';
+import { recoverDebris } from './sync/debris.js';
 
 export interface DeployOptions {
   transfer: Omit<TransferOptions, 'signal' | 'log' | 'env'>;
@@ -101,17 +101,20 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
       Object.assign(env, prepared.env);
       release = prepared.release;
       await removeWorkDebris(log);
-      if (strategy.name === 'mv') await recoverMvDebris(manifest.dest, log);
+      await recoverDebris(manifest.dest, log);
       workDir = await mkdtemp(path.join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
-      const archive = path.join(workDir, 'archive');
-      await downloadArchive(parseSourceUrl(manifest.src), archive, manifest.checksum, transfer);
-      await runCommands(manifest.commands.pre, 'pre', run(env));
-      staging = await strategy.createStaging(manifest.dest, workDir);
+      const dir = await strategy.createStaging(manifest.dest, workDir);
+      staging = dir;
       // node-tar is loaded only by deploys that unpack something.
-      const { extractArchive } = await import('./archive.js');
-      await extractArchive(archive, staging, opts.limits, log, opts.signal);
-      // The archive is no longer needed; on a small disk its space may be what the sync needs.
-      await rm(archive, { force: true });
+      const { createExtractor } = await import('./archive.js');
+      let attempt = 0;
+      await downloadAndUnpack(parseSourceUrl(manifest.src), manifest.checksum, transfer, async () => {
+        // A retry starts again from an empty tree.
+        if (attempt++ > 0) await emptyDir(dir);
+        return createExtractor(dir, opts.limits, log);
+      });
+      // pre runs once the archive is verified and unpacked, and before anything changes at dest.
+      await runCommands(manifest.commands.pre, 'pre', run(env));
       await chmod(staging, manifest.destMode);
       // The last moment to stop with dest untouched: a signal during the steps above ends the deploy here.
       opts.signal.throwIfAborted();
@@ -201,4 +204,8 @@ async function removeWorkDebris(log: Log): Promise<void> {
     await rm(path.join(base, name), { recursive: true, force: true }).catch(() => {});
     log.info(`removed ${path.join(base, name)}, left by an interrupted deploy`);
   }
+}
+
+async function emptyDir(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) await rm(path.join(dir, name), { recursive: true, force: true });
 }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatBytes } from './bandwidth.js';
+import type { Extracted, Extractor } from './archive.js';
 import type { Checksum } from './checksum.js';
 import { formatDuration } from './duration.js';
 import { errorMessage, RetryableError, StretcherError } from './errors.js';
@@ -130,20 +130,23 @@ export async function fetchBytes(url: URL, maxBytes: number, what: string, opts:
   });
 }
 
-export interface Downloaded {
-  bytes: number;
+export interface Unpacked extends Extracted {
+  /** Archive bytes downloaded. */
+  downloaded: number;
   ms: number;
 }
 
 /**
- * The archive, streamed to `file` while it is hashed: memory stays flat whatever its size, and the
- * checksum is known the moment the last byte lands.
+ * The archive, hashed and unpacked as it arrives: memory stays flat whatever its size, no copy of it is
+ * written to disk, and unpacking overlaps the transfer. `newExtractor` gives each attempt an empty private
+ * staging tree; nothing in it is used unless the checksum matches, and the caller removes it otherwise.
  */
-export async function downloadArchive(url: URL, file: string, checksum: Checksum, opts: TransferOptions): Promise<Downloaded> {
+export async function downloadAndUnpack(url: URL, checksum: Checksum, opts: TransferOptions, newExtractor: () => Promise<Extractor>): Promise<Unpacked> {
   const shown = redactUrl(url.toString());
   const started = performance.now();
-  const bytes = await withRetry(`downloading ${shown}`, opts, async (signal) => {
+  const result = await withRetry(`downloading ${shown}`, opts, async (signal) => {
     const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env });
+    const extractor = await newExtractor();
     const hash = createHash(checksum.algorithm);
     const progress = new Progress(opts.log, 'downloading', opened.size);
     const hasher = new Transform({
@@ -153,22 +156,23 @@ export async function downloadArchive(url: URL, file: string, checksum: Checksum
         done(null, chunk);
       },
     });
-    const sinks = [...(opts.maxBandwidth ? [new Throttle(opts.maxBandwidth)] : []), hasher, createWriteStream(file)];
+    const sinks = [...(opts.maxBandwidth ? [new Throttle(opts.maxBandwidth)] : []), hasher, extractor.sink];
+    let downloaded: number;
     try {
-      const n = await transfer(url.toString(), opened, sinks, opts, signal);
-      const actual = hash.digest('hex');
-      if (actual !== checksum.hex) {
-        throw new StretcherError(`checksum mismatch for ${shown}: expected ${checksum.algorithm} ${checksum.hex}, got ${actual}`);
-      }
-      return n;
+      downloaded = await transfer(url.toString(), opened, sinks, opts, signal);
     } finally {
       progress.done();
     }
+    const actual = hash.digest('hex');
+    if (actual !== checksum.hex) {
+      throw new StretcherError(`checksum mismatch for ${shown}: expected ${checksum.algorithm} ${checksum.hex}, got ${actual}`);
+    }
+    const ms = performance.now() - started;
+    opts.log.info(`downloaded ${shown}: ${formatBytes(downloaded)} in ${formatDuration(ms)}, ${checksum.algorithm} verified`, {
+      bytes: downloaded,
+      duration_ms: Math.round(ms),
+    });
+    return { ...(await extractor.finish()), downloaded };
   });
-  const ms = performance.now() - started;
-  opts.log.info(`downloaded ${shown}: ${formatBytes(bytes)} in ${formatDuration(ms)}, ${checksum.algorithm} verified`, {
-    bytes,
-    duration_ms: Math.round(ms),
-  });
-  return { bytes, ms };
+  return { ...result, ms: performance.now() - started };
 }

@@ -126,6 +126,17 @@ test('failure: checksum mismatch -> pre not run, dest untouched, failure command
   assert.deepEqual(s.leftovers(), []);
 });
 
+test('failure: a wrong body (an HTML page, another archive) is reported as a checksum mismatch, not an unpack error', async (t) => {
+  const s = new Scenario(t);
+  const lines = s.archive(tar([{ path: 'a' }]));
+  writeFileSync(path.join(s.root, 'app.tar'), '<html><body>502 Bad Gateway</body></html>'.repeat(30));
+  s.manifest(`${lines}${recorder(s.out)}`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1);
+  assert.match(read(`${s.out}/failure.error`), /^checksum mismatch for file:\/\/\S+app\.tar: expected sha1/);
+  assert.deepEqual(s.leftovers(), []);
+});
+
 test('failure: pre fails -> later pre and post skipped, dest untouched', async (t) => {
   const s = new Scenario(t);
   mkdirSync(s.dest);
@@ -140,7 +151,7 @@ test('failure: pre fails -> later pre and post skipped, dest untouched', async (
   assert.deepEqual(s.leftovers(), []);
 });
 
-test('failure: extraction fails -> failure commands run in the start directory, dest untouched', async (t) => {
+test('failure: extraction fails -> pre not run (unpacking precedes it), failure commands run in the start directory, dest untouched', async (t) => {
   const s = new Scenario(t);
   mkdirSync(s.dest);
   writeFileSync(path.join(s.dest, 'v1'), 'v1');
@@ -149,7 +160,7 @@ test('failure: extraction fails -> failure commands run in the start directory, 
   s.manifest(`${s.archive(truncated, 'app.tgz')}${recorder(s.out)}`);
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 1);
-  assert.equal(read(`${s.out}/order`), 'pre\nfailure\n');
+  assert.equal(read(`${s.out}/order`), 'failure\n');
   assert.equal(read(`${s.out}/failure.cwd`).trim(), s.root);
   assert.match(read(`${s.out}/failure.error`), /cannot unpack the archive/);
   assert.deepEqual(listTree(s.dest), ['v1']);

@@ -78,6 +78,8 @@ for (const strategy of ['rsync', 'mv'] as const) {
 
 test('rsync: the argv is Go stretcher\'s, and rsync-verbose replaces -v', async (t) => {
   const s = new Scenario(t);
+  mkdirSync(s.dest);
+  writeFileSync(path.join(s.dest, 'old'), 'old');
   s.manifest(`${s.archive(REFERENCE)}exclude_from: exclude.txt\nexcludes: ["*.sock"]\n`);
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 0, r.stderr);
@@ -143,4 +145,20 @@ test('rsync creates dest when only its last component is missing', async (t) => 
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(listTree(s.dest), ['bar', 'exclude.txt', 'foo/', 'foo/baz']);
+});
+
+test('rsync into an absent or empty dest moves the unpacked tree into place: same result, no second copy', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(`${s.archive(REFERENCE)}dest_mode: 0711\nexcludes: ["baz"]\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /rsync: \S+ was empty, so the unpacked tree was moved into place instead of copied/);
+  assert.doesNotMatch(r.stderr, /rsync -a --delete/);
+  assert.deepEqual(listTree(s.dest), ['bar', 'exclude.txt', 'foo/']);
+  assert.equal(mode(s.dest), 0o711);
+  assert.equal(statSync(path.join(s.dest, 'bar')).mtimeMs, Date.parse('2014-11-17T11:22:33Z'));
+  assert.deepEqual(s.leftovers(), []);
+  // An empty directory counts as empty too; anything in it means a real rsync.
+  const again = await s.run(`${s.root}/manifest.yml`);
+  assert.match(again.stderr, /rsync -a --delete -v --exclude baz/);
 });

@@ -34,7 +34,7 @@ test('release: each deploy unpacks into releases/<time>-<checksum12> and switche
   const r1 = await s.run(version(s, 'v1', `dest_mode: 0750\n${HOOKS(s.out)}`));
   assert.equal(r1.code, 0, r1.stderr);
   const [first] = releases(s.releases);
-  assert.match(first ?? '', /^\d{8}T\d{6}Z-[0-9a-f]{12}$/);
+  assert.match(first ?? '', /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{12}$/);
   assert.ok(lstatSync(s.current).isSymbolicLink());
   assert.equal(readlinkSync(s.current), `releases/${first}`);
   assert.equal(readFileSync(path.join(s.current, 'VERSION'), 'utf8'), 'v1');

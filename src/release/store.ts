@@ -19,8 +19,11 @@ interface ReleaseMeta {
   manifest_url?: string;
 }
 
-/** `20261123T235959Z-e0840daaa97c`: sorts chronologically, and the same build is recognisable on every host. */
-const RELEASE_ID = /^(\d{8}T\d{6}Z)-([0-9a-f]{12})(?:-(\d+))?$/;
+/**
+ * `20261123T235959.123Z-e0840daaa97c`: fixed width, so names sort chronologically (milliseconds, because
+ * deploys a second apart happen), and the same build is recognisable on every host.
+ */
+const RELEASE_ID = /^(\d{8}T\d{6}\.\d{3}Z)-([0-9a-f]{12})(?:-(\d+))?$/;
 
 /**
  * The releases of one dest: directories `<releases_dir>/<id>`, metadata in hidden sidecars
@@ -50,11 +53,11 @@ export class ReleaseStore {
   }
 
   newId(checksumHex: string, now = new Date()): string {
-    const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+    const stamp = now.toISOString().replace(/[-:]/g, '');
     return `${stamp}-${checksumHex.slice(0, 12)}`;
   }
 
-  /** A free id: the same build deployed twice in one second gets a numeric suffix. */
+  /** A free id: the same build deployed twice in one millisecond gets a numeric suffix. */
   async freeId(checksumHex: string): Promise<string> {
     const base = this.newId(checksumHex);
     for (let n = 0; ; n++) {
@@ -75,7 +78,7 @@ export class ReleaseStore {
       .then((t) => JSON.parse(t) as ReleaseMeta)
       .catch(() => undefined);
     const stamp = m?.[1] ?? '';
-    const time = meta?.time ?? `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`;
+    const time = meta?.time ?? `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13)}`;
     return {
       id,
       dir: path.join(this.dir, id),

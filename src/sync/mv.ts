@@ -1,14 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { link, lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage, StretcherError } from '../errors.js';
 import type { Log } from '../log.js';
-import { isAlive } from '../pid.js';
+import { siblingPrefix, stageBeside } from './debris.js';
 import { pruneExcluded, walkExcluded, type ExcludeRule } from './excludes.js';
 import type { SyncStrategy } from './types.js';
-
-/** Sibling names of dest that belong to stretcher: `.app.stretcher-new-<pid>-...` and `.app.stretcher-old-<pid>-...`. */
-const siblingPrefix = (dest: string, kind: 'new' | 'old'): string => `.${path.basename(dest)}.stretcher-${kind}-`;
 
 /**
  * Unpacks beside dest (same filesystem) and renames the tree into place. Go stretcher staged in $TMPDIR,
@@ -19,10 +16,9 @@ const siblingPrefix = (dest: string, kind: 'new' | 'old'): string => `.${path.ba
 export const mvStrategy: SyncStrategy = {
   name: 'mv',
   async createStaging(dest) {
-    const parent = path.dirname(dest);
-    const st = await stat(parent).catch(() => undefined);
-    if (!st?.isDirectory()) throw new StretcherError(`the parent directory of dest, ${parent}, does not exist`);
-    return mkdtemp(path.join(parent, `${siblingPrefix(dest, 'new')}${process.pid}-`));
+    const staging = await stageBeside(dest);
+    if (!staging) throw new StretcherError(`the parent directory of dest, ${path.dirname(dest)}, does not exist`);
+    return staging;
   },
   async sync(ctx) {
     const { staging, dest, log } = ctx;
@@ -104,29 +100,4 @@ async function ensureParent(dest: string, staging: string, relDir: string): Prom
     await mkdir(target, { mode });
   }
   return true;
-}
-
-/**
- * A process killed mid-deploy leaves `.stretcher-new-*` trees beside dest, or, killed between the two
- * renames, dest missing and the old tree at `.stretcher-old-*`. The next run puts the old tree back and
- * removes the rest. Trees of live processes are left alone.
- */
-export async function recoverMvDebris(dest: string, log: Log): Promise<void> {
-  const parent = path.dirname(dest);
-  const names = await readdir(parent).catch(() => [] as string[]);
-  for (const kind of ['old', 'new'] as const) {
-    const prefix = siblingPrefix(dest, kind);
-    for (const name of names.filter((n) => n.startsWith(prefix))) {
-      const pid = Number(name.slice(prefix.length).split('-')[0]);
-      if (Number.isInteger(pid) && isAlive(pid)) continue;
-      const abs = path.join(parent, name);
-      if (kind === 'old' && !(await lstat(dest).catch(() => undefined))) {
-        await rename(abs, dest);
-        log.warn(`mv: restored ${dest} from an interrupted deploy`);
-        continue;
-      }
-      await rm(abs, { recursive: true, force: true });
-      log.info(`mv: removed ${abs}, left by an interrupted deploy`);
-    }
-  }
 }

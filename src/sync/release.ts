@@ -4,6 +4,7 @@ import type { Log } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
 import { redactUrl } from '../redact.js';
 import { ReleaseStore } from '../release/store.js';
+import { removeDeadStaging } from './debris.js';
 import { pruneExcluded } from './excludes.js';
 import type { SyncStrategy } from './types.js';
 
@@ -36,6 +37,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; checksum: N
         };
       }
       await store.ensureDir();
+      await removeDeadStaging(store.dir, log);
       id = await store.freeId(manifest.checksum.hex);
       return {
         release: id,
