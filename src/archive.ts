@@ -1,8 +1,10 @@
-import { chmod, lchown, lstat, lutimes, mkdir, symlink, utimes } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { chmod, rm, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { UnpackSync, type ReadEntry } from 'tar';
 import { formatBytes } from './bandwidth.js';
+import { createDeferredLink, HostileArchiveError, safeRelative, type DeferredLink } from './archive-tree.js';
 import { StretcherError } from './errors.js';
 import type { Log } from './log.js';
 
@@ -19,9 +21,6 @@ export interface Extracted {
   bytes: number;
 }
 
-export class HostileArchiveError extends StretcherError {
-  override name = 'HostileArchiveError';
-}
 
 /** The format from the first bytes; file names and Content-Type lie too often to be trusted. */
 export function detectFormat(head: Buffer): ArchiveFormat {
@@ -50,17 +49,8 @@ const UNSUPPORTED: Partial<Record<ArchiveFormat, string>> = {
   bzip2: 'bzip2-compressed',
   xz: 'xz-compressed',
   zstd: 'zstd-compressed',
-  zip: 'a zip archive',
-  unknown: 'not a tar or gzip archive',
+  unknown: 'not a tar, gzip or zip archive',
 };
-
-interface DeferredLink {
-  rel: string;
-  target: string;
-  mtime?: Date;
-  uid?: number;
-  gid?: number;
-}
 
 interface RestoredDir {
   rel: string;
@@ -94,7 +84,10 @@ export interface Extractor {
  * Modes are exact (the umask is not applied), owners are kept when running as root, and directory modes and
  * mtimes are restored after their contents are written, as GNU tar does.
  */
-export function createExtractor(staging: string, limits: ExtractLimits, log: Log): Extractor {
+export function createExtractor(staging: string, limits: ExtractLimits, log: Log, spoolFile: string): Extractor {
+  // Zip needs random access (its directory is at the end): it is spooled to `spoolFile` and unpacked by
+  // finish(), after the checksum is verified.
+  let spool: WriteStream | undefined;
   let format: ArchiveFormat | undefined;
   let head: Buffer[] = [];
   let headBytes = 0;
@@ -117,9 +110,14 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
     const first = Buffer.concat(head);
     head = [];
     format = detectFormat(first);
+    if (format === 'zip') {
+      spool = createWriteStream(spoolFile, { mode: 0o600 });
+      spool.write(first);
+      return;
+    }
     const unsupported = UNSUPPORTED[format];
     if (unsupported) {
-      fatal ??= new StretcherError(`the archive is ${unsupported}; stretcher unpacks tar and gzip-compressed tar (.tar, .tar.gz, .tgz)`);
+      fatal ??= new StretcherError(`the archive is ${unsupported}; stretcher unpacks tar, gzip-compressed tar (.tar, .tar.gz, .tgz) and zip`);
       return;
     }
     // UnpackSync makes each file's syscalls directly. The async Unpack sends every one of them (about seven
@@ -134,6 +132,9 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
       dmode: 0o755,
       fmode: 0o644,
       zstd: false,
+      // Replace existing files (a later layer's) as GNU tar does: reusing one in place would keep its old
+      // mode, and a symlink left by an earlier layer is removed rather than written through.
+      unlink: true,
       // The default ratio of 1000 rejects legitimate sparse archives; size is bounded by maxBytes instead.
       maxDecompressionRatio: Number.MAX_SAFE_INTEGER,
       strict: false,
@@ -192,6 +193,11 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
   const sink = new Writable({
     highWaterMark: 256 * 1024,
     write(chunk: Buffer, _enc, done) {
+      if (spool) {
+        if (!spool.write(chunk)) spool.once('drain', () => done());
+        else done();
+        return;
+      }
       try {
         if (format === undefined) {
           head.push(chunk);
@@ -206,8 +212,13 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
       done();
     },
     final(done) {
+      if (spool) {
+        spool.end(done);
+        return;
+      }
       try {
         if (format === undefined) start();
+        if (spool) return (spool as WriteStream).end(done);
         if (unpack && !fatal) unpack.end();
       } catch (err) {
         corrupt((err as Error).message);
@@ -220,6 +231,14 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
     sink,
     async finish() {
       if (fatal) throw fatal;
+      if (spool) {
+        try {
+          const { unzipInto } = await import('./zip.js');
+          return await unzipInto(spoolFile, staging, limits, log);
+        } finally {
+          await rm(spoolFile, { force: true });
+        }
+      }
       for (const link of links.values()) await createDeferredLink(staging, link, isRoot);
       // Deepest first, so that a read-only parent does not stop its children being fixed.
       for (const { rel, mode } of specialModes) await chmod(path.join(staging, rel), mode & 0o7777);
@@ -233,47 +252,4 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
       return { format: format ?? 'unknown', entries, bytes };
     },
   };
-}
-
-/** The entry's path relative to the staging root ("" for the root itself), or undefined if it would leave it. */
-function safeRelative(entryPath: string): string | undefined {
-  const parts: string[] = [];
-  for (const part of entryPath.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') return undefined;
-    parts.push(part);
-  }
-  return parts.join('/');
-}
-
-async function createDeferredLink(staging: string, link: DeferredLink, isRoot: boolean): Promise<void> {
-  const parentRel = path.posix.dirname(link.rel);
-  await ensureRealDir(staging, parentRel === '.' ? '' : parentRel);
-  const abs = path.join(staging, link.rel);
-  try {
-    await symlink(link.target, abs);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new HostileArchiveError(`refusing the archive: symlink ${JSON.stringify(link.rel)} collides with an entry the archive puts inside or at that path`);
-    }
-    throw err;
-  }
-  if (isRoot && link.uid !== undefined && link.gid !== undefined) await lchown(abs, link.uid, link.gid);
-  if (link.mtime) await lutimes(abs, link.mtime, link.mtime);
-}
-
-/** mkdir -p that refuses to pass through a symlink: no deferred link may be written through another. */
-async function ensureRealDir(staging: string, rel: string): Promise<void> {
-  let current = staging;
-  for (const part of rel === '' ? [] : rel.split('/')) {
-    current = path.join(current, part);
-    const st = await lstat(current).catch(() => undefined);
-    if (!st) {
-      await mkdir(current, { mode: 0o755 });
-      continue;
-    }
-    if (!st.isDirectory()) {
-      throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
-    }
-  }
 }

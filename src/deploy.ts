@@ -1,17 +1,19 @@
 import type { KeyObject } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ExtractLimits } from './archive.js';
 import { runCommands, type RunOptions } from './commands.js';
-import { downloadAndUnpack, type TransferOptions } from './download.js';
+import { downloadVerified, fileSink, type Fetched, type TransferOptions } from './download.js';
 import { formatDuration } from './duration.js';
 import { errorMessage, StretcherError } from './errors.js';
 import { lockDest, type DestLock } from './lock.js';
 import type { Log } from './log.js';
 import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
-import type { Manifest } from './manifest/types.js';
+import type { Archive, Manifest } from './manifest/types.js';
 import { redactUrl } from './redact.js';
 import { isAlive } from './pid.js';
 import { parseSourceUrl } from './source/index.js';
@@ -36,6 +38,8 @@ export interface DeployOptions {
   verifyKeys: readonly KeyObject[];
   /** Deploy even what is already current (release strategy). */
   force: boolean;
+  /** The last successful deploy to a dest, from the state directory (hooks see it as "previous"). */
+  previousDeploy: (dest: string) => Promise<{ checksum?: string; manifestUrl?: string } | undefined>;
 }
 
 export interface DeployOutcome {
@@ -54,16 +58,16 @@ const WORK_PREFIX = 'stretcher-';
  * unpack -> dest_mode -> sync -> post -> remove temp files -> success or failure commands, the log on stdin.
  * Never throws: the outcome says how it went, and the failure commands have already run.
  */
-export async function deploy(manifestUrl: string, opts: DeployOptions): Promise<DeployOutcome> {
+export async function deploy(manifestUrl: string, opts: DeployOptions, prefetched?: Fetched): Promise<DeployOutcome> {
   let lock: DestLock | undefined;
   try {
-    return await deployLocked(manifestUrl, opts, (l) => (lock = l));
+    return await deployLocked(manifestUrl, opts, (l) => (lock = l), prefetched);
   } finally {
     await lock?.release();
   }
 }
 
-async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (lock: DestLock) => void): Promise<DeployOutcome> {
+async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (lock: DestLock) => void, prefetched?: Fetched): Promise<DeployOutcome> {
   const { log } = opts;
   const started = performance.now();
   const transfer: TransferOptions = { ...opts.transfer, signal: opts.signal, log, env: opts.env };
@@ -79,19 +83,24 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
 
   try {
     log.info(`loading manifest ${redactUrl(manifestUrl)}`);
-    const loaded = await loadManifest(manifestUrl, transfer, opts.verifyKeys);
+    const loaded = await loadManifest(manifestUrl, transfer, opts.verifyKeys, prefetched);
     manifest = loaded.manifest;
     for (const w of loaded.warnings) log.warn(w);
     failureCommands = manifest.commands.failure;
-    env = hookEnv(manifest, opts.env);
+    const previous = manifest.dest ? await opts.previousDeploy(manifest.dest) : undefined;
+    env = {
+      ...hookEnv(manifest, opts.env),
+      STRETCHER_PREVIOUS_CHECKSUM: previous?.checksum ?? '',
+      STRETCHER_PREVIOUS_MANIFEST_URL: previous?.manifestUrl ?? '',
+    };
     // Held until the success/failure commands are done: two deploys to one dest never interleave.
     if (manifest.dest) onLock(await lockDest(manifest.dest, { ...opts.lock, log, signal: opts.signal }));
-    if (!manifest.src || !manifest.checksum || !manifest.dest) {
+    if (manifest.archives.length === 0 || !manifest.dest || !manifest.identity) {
       log.info('no src in the manifest: running commands only');
       await runCommands(manifest.commands.pre, 'pre', run(env));
       await runCommands(manifest.commands.post, 'post', run(env));
     } else {
-      const target = { ...manifest, src: manifest.src, checksum: manifest.checksum, dest: manifest.dest };
+      const target = { ...manifest, dest: manifest.dest, identity: manifest.identity };
       const strategy = strategyFor(target, { force: opts.force, log });
       const prepared = (await strategy.prepare?.()) ?? {};
       if (prepared.alreadyCurrent) {
@@ -103,16 +112,8 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
       await removeWorkDebris(log);
       await recoverDebris(manifest.dest, log);
       workDir = await mkdtemp(path.join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
-      const dir = await strategy.createStaging(manifest.dest, workDir);
-      staging = dir;
-      // node-tar is loaded only by deploys that unpack something.
-      const { createExtractor } = await import('./archive.js');
-      let attempt = 0;
-      await downloadAndUnpack(parseSourceUrl(manifest.src), manifest.checksum, transfer, async () => {
-        // A retry starts again from an empty tree.
-        if (attempt++ > 0) await emptyDir(dir);
-        return createExtractor(dir, opts.limits, log);
-      });
+      staging = await strategy.createStaging(manifest.dest, workDir);
+      await unpackArchives(manifest.archives, staging, workDir, transfer, opts.limits, log);
       // pre runs once the archive is verified and unpacked, and before anything changes at dest.
       await runCommands(manifest.commands.pre, 'pre', run(env));
       await chmod(staging, manifest.destMode);
@@ -171,6 +172,39 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
   return { ok: false, error, ...(manifest ? { manifest } : {}), durationMs };
 }
 
+/**
+ * Downloads, verifies and unpacks into `staging`. One archive streams straight into the extractor; layers
+ * are each downloaded and verified to a file first, so that retrying one never disturbs the others, and
+ * then unpacked in order into the same tree, a later layer's files replacing an earlier one's.
+ */
+async function unpackArchives(archives: readonly Archive[], staging: string, workDir: string, transfer: TransferOptions, limits: ExtractLimits, log: Log): Promise<void> {
+  // node-tar is loaded only by deploys that unpack something.
+  const { createExtractor } = await import('./archive.js');
+  const spool = path.join(workDir, 'spool');
+  const [only] = archives;
+  if (archives.length === 1 && only) {
+    let attempt = 0;
+    await downloadVerified(parseSourceUrl(only.src), only.checksum, transfer, async () => {
+      // A retry starts again from an empty tree.
+      if (attempt++ > 0) await emptyDir(staging);
+      return createExtractor(staging, limits, log, spool);
+    });
+    return;
+  }
+  const files: string[] = [];
+  for (const [i, layer] of archives.entries()) {
+    log.info(`layer ${i + 1} of ${archives.length}: ${redactUrl(layer.src)}`);
+    files.push(await downloadVerified(parseSourceUrl(layer.src), layer.checksum, transfer, async () => fileSink(path.join(workDir, `layer-${i}`))));
+  }
+  for (const file of files) {
+    const extractor = createExtractor(staging, limits, log, spool);
+    await pipeline(createReadStream(file), extractor.sink, { signal: transfer.signal });
+    await extractor.finish();
+    await rm(file, { force: true });
+  }
+  log.info(`merged ${archives.length} layers`);
+}
+
 /** A failed post under the release strategy: dest goes back to what it was before the failure commands run. */
 async function rollBack(rollback: () => Promise<string>, log: Log): Promise<boolean> {
   try {
@@ -188,9 +222,10 @@ function hookEnv(manifest: Manifest | undefined, base: NodeJS.ProcessEnv): NodeJ
   return {
     ...base,
     STRETCHER_MANIFEST_URL: redactUrl(manifest.url),
-    STRETCHER_SRC: manifest.src ? redactUrl(manifest.src) : '',
+    // Layers: space-separated, in order.
+    STRETCHER_SRC: manifest.archives.map((a) => redactUrl(a.src)).join(' '),
     STRETCHER_DEST: manifest.dest ?? '',
-    STRETCHER_CHECKSUM: manifest.checksum?.hex ?? '',
+    STRETCHER_CHECKSUM: manifest.archives.map((a) => a.checksum.hex).join(' '),
   };
 }
 

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deploy } from './deploy.js';
+import { deploy, type DeployOptions, type DeployOutcome } from './deploy.js';
 import { errorMessage, InterruptedError, StretcherError } from './errors.js';
 import { MAX_EVENT_BYTES, parseEvent, type DeployRequest } from './event.js';
 import { Log, secretValues } from './log.js';
@@ -8,10 +8,12 @@ import { loadVerifyKeys } from './manifest/signature.js';
 import type { Options } from './options.js';
 import { redactUrl } from './redact.js';
 import { releasesCommand, rollbackCommand } from './releases-command.js';
+import { parseSourceUrl } from './source/index.js';
 import { StateStore } from './state.js';
 import { statusCommand } from './status-command.js';
 import { validateCommand } from './validate-command.js';
 import { USER_AGENT, VERSION } from './version.js';
+import { watch } from './watch.js';
 
 /** Failure commands after a signal get this long before they are killed too. */
 const CLEANUP_TIMEOUT_MS = 60_000;
@@ -47,6 +49,10 @@ export async function dispatch(opts: Options, env: NodeJS.ProcessEnv): Promise<n
     if (operands.length !== 1) return usageError('deploy takes exactly one manifest URL');
     return runDeploy({ kind: 'deploy', url: operands[0] as string, origin: 'stdin' }, opts, env, log);
   }
+  if (command === 'watch') {
+    if (operands.length !== 1) return usageError('watch takes exactly one manifest URL');
+    return runWatch(operands[0] as string, opts, env, log);
+  }
   if (command !== undefined) return usageError(`unknown command ${JSON.stringify(command)}`);
   return runFromStdin(opts, env, log);
 }
@@ -56,8 +62,13 @@ export function usageError(message: string): number {
   return 2;
 }
 
+interface Signals {
+  signal: AbortSignal;
+  cleanupSignal: AbortSignal;
+}
+
 /** SIGTERM/SIGINT abort the deploy; a second one also cuts the failure commands short. */
-function installSignals(): { signal: AbortSignal; cleanupSignal: AbortSignal } {
+function installSignals(): Signals {
   const deployAbort = new AbortController();
   const cleanupAbort = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
@@ -122,15 +133,31 @@ async function runDeploy(
     log.info(`Consul event ${request.eventId} was already handled; skipping (consul watch re-sends its buffer on restart)`);
     return 0;
   }
-  const outcome = await deploy(request.url, {
-    transfer: {
-      retry: opts.retry,
-      retryWaitMs: opts.retryWaitMs,
-      timeoutMs: opts.timeoutMs,
-      stallMs: STALL_MS,
-      userAgent: USER_AGENT,
-      ...(opts.maxBandwidth ? { maxBandwidth: opts.maxBandwidth } : {}),
-    },
+  const outcome = await deploy(request.url, await deployOptions(opts, env, log, signals, state, verifyKeys));
+  if (request.eventId) await state.rememberEvent(request.eventId);
+  await recordOutcome(state, outcome, request.eventId);
+  if (outcome.ok) return 0;
+  if (consul) {
+    log.info('exiting 0 despite the failure: consul watch stops watching when its handler fails');
+    return 0;
+  }
+  return exitFor(outcome.error, false);
+}
+
+function transferOptions(opts: Options): DeployOptions['transfer'] {
+  return {
+    retry: opts.retry,
+    retryWaitMs: opts.retryWaitMs,
+    timeoutMs: opts.timeoutMs,
+    stallMs: STALL_MS,
+    userAgent: USER_AGENT,
+    ...(opts.maxBandwidth ? { maxBandwidth: opts.maxBandwidth } : {}),
+  };
+}
+
+async function deployOptions(opts: Options, env: NodeJS.ProcessEnv, log: Log, signals: Signals, state: StateStore, verifyKeys: KeyObject[]): Promise<DeployOptions> {
+  return {
+    transfer: transferOptions(opts),
     limits: { maxBytes: opts.maxExtractBytes, maxEntries: opts.maxExtractEntries },
     rsyncVerbose: opts.rsyncVerbose,
     cwd: process.cwd(),
@@ -141,28 +168,61 @@ async function runDeploy(
     lock: { dir: await state.lockDir(), timeoutMs: opts.lockTimeoutMs },
     verifyKeys,
     force: opts.force,
-  });
-  if (request.eventId) await state.rememberEvent(request.eventId);
+    previousDeploy: async (dest) => {
+      const last = (await state.lastDeploy(dest))?.last_success;
+      return last ? { manifestUrl: last.manifest_url, ...(last.checksum ? { checksum: last.checksum } : {}) } : undefined;
+    },
+  };
+}
+
+async function recordOutcome(state: StateStore, outcome: DeployOutcome, eventId?: string): Promise<void> {
   const { manifest } = outcome;
-  if (manifest?.dest) {
-    await state.recordDeploy({
-      dest: manifest.dest,
-      time: new Date().toISOString(),
-      result: outcome.ok ? 'success' : 'failure',
-      manifest_url: redactUrl(manifest.url),
-      ...(manifest.checksum ? { checksum: manifest.checksum.hex } : {}),
-      ...(request.eventId ? { event_id: request.eventId } : {}),
-      ...(outcome.release ? { release: outcome.release } : {}),
-      duration_ms: Math.round(outcome.durationMs),
-      ...(outcome.ok ? {} : { error: errorMessage(outcome.error) }),
-    });
+  if (!manifest?.dest) return;
+  await state.recordDeploy({
+    dest: manifest.dest,
+    time: new Date().toISOString(),
+    result: outcome.ok ? 'success' : 'failure',
+    manifest_url: redactUrl(manifest.url),
+    ...(manifest.identity ? { checksum: manifest.identity } : {}),
+    ...(eventId ? { event_id: eventId } : {}),
+    ...(outcome.release ? { release: outcome.release } : {}),
+    duration_ms: Math.round(outcome.durationMs),
+    ...(outcome.ok ? {} : { error: errorMessage(outcome.error) }),
+  });
+}
+
+/**
+ * `stretcher watch URL`: runs until SIGTERM/SIGINT, then exits 0. Each deploy gets a log of its own, so
+ * its success/failure commands receive that deploy's lines only.
+ */
+async function runWatch(url: string, opts: Options, env: NodeJS.ProcessEnv, log: Log): Promise<number> {
+  const signals = installSignals();
+  const state = new StateStore(opts.stateDir, log);
+  let verifyKeys: KeyObject[];
+  try {
+    verifyKeys = await loadVerifyKeys(opts.verifyKeys);
+    parseSourceUrl(url);
+  } catch (err) {
+    log.error(errorMessage(err));
+    return 1;
   }
-  if (outcome.ok) return 0;
-  if (consul) {
-    log.info('exiting 0 despite the failure: consul watch stops watching when its handler fails');
-    return 0;
-  }
-  return exitFor(outcome.error, false);
+  await watch({
+    url,
+    intervalMs: opts.intervalMs,
+    jitterMs: opts.jitterMs ?? opts.intervalMs / 10,
+    log,
+    signal: signals.signal,
+    state,
+    transfer: { ...transferOptions(opts), signal: signals.signal, log, env },
+    deploy: async (manifest) => {
+      const deployLog = new Log(opts.logFormat);
+      deployLog.addSecrets(secretValues(env));
+      const outcome = await deploy(url, await deployOptions(opts, env, deployLog, signals, state, verifyKeys), manifest);
+      await recordOutcome(state, outcome);
+      return outcome;
+    },
+  });
+  return 0;
 }
 
 function exitFor(err: unknown, consul: boolean): number {

@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatBytes } from './bandwidth.js';
-import type { Extracted, Extractor } from './archive.js';
 import type { Checksum } from './checksum.js';
 import { formatDuration } from './duration.js';
 import { errorMessage, RetryableError, StretcherError } from './errors.js';
 import type { Log } from './log.js';
 import { Progress } from './progress.js';
 import { redactUrl } from './redact.js';
-import { openSource, type OpenedSource } from './source/index.js';
+import { openSource, type OpenedSource, type Validators } from './source/index.js';
 import { Throttle } from './throttle.js';
 
 export interface TransferOptions {
@@ -104,13 +104,18 @@ export interface Fetched {
   bytes: Buffer;
   /** The URL after redirects. */
   url: string;
+  /** Only with `conditional`: the document has not changed, and `bytes` is empty. */
+  notModified?: boolean;
+  validators?: Validators;
 }
 
 /** A small document (a manifest, a signature), read whole into memory, with the same retry rules. */
-export async function fetchBytes(url: URL, maxBytes: number, what: string, opts: TransferOptions): Promise<Fetched> {
+export async function fetchBytes(url: URL, maxBytes: number, what: string, opts: TransferOptions, conditional?: Validators): Promise<Fetched> {
   const shown = redactUrl(url.toString());
   return withRetry(`fetching ${what} ${shown}`, opts, async (signal) => {
-    const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env });
+    const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env, ...(conditional ? { conditional } : {}) });
+    const validators = opened.validators ? { validators: opened.validators } : {};
+    if (opened.notModified) return { bytes: Buffer.alloc(0), url: opened.finalUrl ?? url.toString(), notModified: true, ...validators };
     if (opened.size !== undefined && opened.size > maxBytes) {
       opened.body.destroy();
       throw new StretcherError(`${what} ${shown} is ${formatBytes(opened.size)}; the limit is ${formatBytes(maxBytes)}`);
@@ -126,27 +131,29 @@ export async function fetchBytes(url: URL, maxBytes: number, what: string, opts:
       },
     });
     await transfer(url.toString(), opened, [collect], opts, signal);
-    return { bytes: Buffer.concat(chunks), url: opened.finalUrl ?? url.toString() };
+    return { bytes: Buffer.concat(chunks), url: opened.finalUrl ?? url.toString(), ...validators };
   });
 }
 
-export interface Unpacked extends Extracted {
-  /** Archive bytes downloaded. */
-  downloaded: number;
-  ms: number;
+/** Where a verified download goes: an extractor, or a file. */
+export interface Sink<T> {
+  sink: Writable;
+  /** Called once the checksum matched. */
+  finish(): Promise<T>;
 }
 
 /**
- * The archive, hashed and unpacked as it arrives: memory stays flat whatever its size, no copy of it is
- * written to disk, and unpacking overlaps the transfer. `newExtractor` gives each attempt an empty private
- * staging tree; nothing in it is used unless the checksum matches, and the caller removes it otherwise.
+ * An archive, hashed as it arrives and handed to a sink (usually an extractor, so that unpacking overlaps the
+ * transfer and no copy is written to disk): memory stays flat whatever its size. `newSink` gives each
+ * attempt a fresh sink; nothing from it is used unless the checksum matches, and the caller removes it
+ * otherwise.
  */
-export async function downloadAndUnpack(url: URL, checksum: Checksum, opts: TransferOptions, newExtractor: () => Promise<Extractor>): Promise<Unpacked> {
+export async function downloadVerified<T>(url: URL, checksum: Checksum, opts: TransferOptions, newSink: () => Promise<Sink<T>>): Promise<T> {
   const shown = redactUrl(url.toString());
   const started = performance.now();
-  const result = await withRetry(`downloading ${shown}`, opts, async (signal) => {
+  return withRetry(`downloading ${shown}`, opts, async (signal) => {
     const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env });
-    const extractor = await newExtractor();
+    const target = await newSink();
     const hash = createHash(checksum.algorithm);
     const progress = new Progress(opts.log, 'downloading', opened.size);
     const hasher = new Transform({
@@ -156,7 +163,7 @@ export async function downloadAndUnpack(url: URL, checksum: Checksum, opts: Tran
         done(null, chunk);
       },
     });
-    const sinks = [...(opts.maxBandwidth ? [new Throttle(opts.maxBandwidth)] : []), hasher, extractor.sink];
+    const sinks = [...(opts.maxBandwidth ? [new Throttle(opts.maxBandwidth)] : []), hasher, target.sink];
     let downloaded: number;
     try {
       downloaded = await transfer(url.toString(), opened, sinks, opts, signal);
@@ -172,7 +179,11 @@ export async function downloadAndUnpack(url: URL, checksum: Checksum, opts: Tran
       bytes: downloaded,
       duration_ms: Math.round(ms),
     });
-    return { ...(await extractor.finish()), downloaded };
+    return target.finish();
   });
-  return { ...result, ms: performance.now() - started };
+}
+
+/** A sink that keeps the verified bytes in a file (layers, which are unpacked only once all are verified). */
+export function fileSink(file: string): Sink<string> {
+  return { sink: createWriteStream(file, { mode: 0o600 }), finish: async () => file };
 }

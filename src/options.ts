@@ -24,6 +24,9 @@ export interface Options {
   force: boolean;
   releasesDir?: string;
   to?: string;
+  intervalMs: number;
+  /** Undefined: a tenth of the interval. */
+  jitterMs?: number;
   help: boolean;
   version: boolean;
   /** Subcommand and its operands ("validate a.yml b.yml"). Empty: deploy from stdin. */
@@ -124,6 +127,8 @@ export const FLAGS: FlagSpec[] = [
   { names: ['dest'], kind: 'string', key: 'dest', valueName: 'PATH', help: 'status, releases, rollback: the dest (for release, the symlink)' },
   { names: ['releases-dir'], kind: 'string', key: 'releasesDir', valueName: 'DIR', help: 'releases, rollback: where releases live (default: releases/ beside dest)' },
   { names: ['to'], kind: 'string', key: 'to', valueName: 'ID', help: 'rollback: the release to switch to (default: the previous one)' },
+  { names: ['interval'], kind: 'duration', key: 'intervalMs', valueName: 'D', help: 'watch: poll the manifest every D (default 60s)' },
+  { names: ['jitter'], kind: 'duration', key: 'jitterMs', valueName: 'D', help: 'watch: add a random delay in [0, D) to each poll (default: a tenth of the interval)' },
   { names: ['v', 'version'], kind: 'bool', key: 'version', help: 'print the version and exit' },
   { names: ['h', 'help'], kind: 'bool', key: 'help', help: 'print this help and exit' },
 ];
@@ -143,6 +148,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv): Options {
     verifyKeys: env.STRETCHER_VERIFY_KEY ? [env.STRETCHER_VERIFY_KEY] : [],
     json: false,
     force: false,
+    intervalMs: 60_000,
     help: false,
     version: false,
     positionals: [],
@@ -239,6 +245,7 @@ Usage:
   consul watch -type event -name deploy stretcher         as a Consul event handler
   serf agent -event-handler "user:deploy=stretcher"       as a Serf user-event handler
   stretcher deploy URL                                    deploy URL (for cron jobs and ssh loops)
+  stretcher watch URL [--interval D] [--jitter D]         poll URL and deploy whenever it changes
   stretcher validate MANIFEST...                          check manifests (file path or URL), deploy nothing
   stretcher status [--json] [--dest PATH]                 the last deploy of each dest, from the state dir
   stretcher releases --dest PATH [--json]                 list releases (release strategy)

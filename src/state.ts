@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { errorMessage } from './errors.js';
 import type { Log } from './log.js';
+import type { Validators } from './source/index.js';
 
 export interface DeployRecord {
   dest: string;
@@ -16,6 +17,19 @@ export interface DeployRecord {
   event_id?: string;
   duration_ms: number;
   error?: string;
+  /** The last successful deploy, kept across failures: what hooks see as the previous version. */
+  last_success?: { time: string; manifest_url: string; checksum?: string; release?: string };
+}
+
+/** What `stretcher watch` remembers about a URL between polls and across restarts. */
+export interface WatchRecord {
+  url: string;
+  validators?: Validators;
+  /** sha256 of the manifest bytes last deployed successfully. */
+  deployed_sha256?: string;
+  deployed_at?: string;
+  failed_sha256?: string;
+  failures: number;
 }
 
 /** How many handled Consul event IDs are remembered; a watch re-sends only its recent buffer. */
@@ -38,6 +52,7 @@ export class StateStore {
     if (this.usable === undefined) {
       try {
         await mkdir(path.join(this.dir, 'deploys'), { recursive: true, mode: 0o700 });
+        await mkdir(path.join(this.dir, 'watch'), { recursive: true, mode: 0o700 });
         this.usable = true;
       } catch (err) {
         this.log.warn(`state directory ${this.dir} is not usable (${errorMessage(err)}); set --state-dir or STRETCHER_STATE_DIR`);
@@ -67,6 +82,15 @@ export class StateStore {
     return this.readJson<DeployRecord>(path.join('deploys', `${destKey(dest)}.json`));
   }
 
+  async watchRecord(url: string): Promise<WatchRecord | undefined> {
+    return this.readJson<WatchRecord>(path.join('watch', `${urlKey(url)}.json`));
+  }
+
+  async saveWatchRecord(url: string, record: WatchRecord): Promise<void> {
+    if (!(await this.ready())) return;
+    await this.writeJson(path.join('watch', `${urlKey(url)}.json`), record);
+  }
+
   async allDeploys(): Promise<DeployRecord[]> {
     const names = await readdir(path.join(this.dir, 'deploys')).catch(() => [] as string[]);
     const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.readJson<DeployRecord>(path.join('deploys', n))));
@@ -75,7 +99,17 @@ export class StateStore {
 
   async recordDeploy(record: DeployRecord): Promise<void> {
     if (!(await this.ready())) return;
-    await this.writeJson(path.join('deploys', `${destKey(record.dest)}.json`), record);
+    const before = await this.lastDeploy(record.dest);
+    const success =
+      record.result === 'failure'
+        ? before?.last_success
+        : {
+            time: record.time,
+            manifest_url: record.manifest_url,
+            ...(record.checksum ? { checksum: record.checksum } : {}),
+            ...(record.release ? { release: record.release } : {}),
+          };
+    await this.writeJson(path.join('deploys', `${destKey(record.dest)}.json`), { ...record, ...(success ? { last_success: success } : {}) });
   }
 
   private async readJson<T>(rel: string): Promise<T | undefined> {
@@ -104,4 +138,8 @@ export class StateStore {
 export function destKey(dest: string): string {
   const readable = dest.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60);
   return `${readable}-${createHash('sha256').update(dest).digest('hex').slice(0, 12)}`;
+}
+
+function urlKey(url: string): string {
+  return createHash('sha256').update(url).digest('hex').slice(0, 16);
 }

@@ -110,12 +110,12 @@ test('formats are recognised by their bytes, not the name; others are named in t
     assert.equal(r.code, 0, r.stderr);
   }
   const samples: [string, Buffer, RegExp][] = [
-    ['a.tar.bz2', Buffer.from('BZh91AY&SY' + 'x'.repeat(600)), /the archive is bzip2-compressed; stretcher unpacks tar and gzip-compressed tar/],
+    ['a.tar.bz2', Buffer.from('BZh91AY&SY' + 'x'.repeat(600)), /the archive is bzip2-compressed; stretcher unpacks tar, gzip-compressed tar \(.tar, .tar.gz, .tgz\) and zip/],
     ['a.tar.xz', Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(600)]), /xz-compressed/],
     ['a.tar.zst', Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(600)]), /zstd-compressed/],
-    ['a.zip', Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(600)]), /a zip archive/],
-    ['index.html', Buffer.from('<html>' + ' '.repeat(600)), /not a tar or gzip archive/],
-    ['empty', Buffer.alloc(0), /not a tar or gzip archive/],
+    ['a.zip', Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(600)]), /cannot unpack the zip archive/],
+    ['index.html', Buffer.from('<html>' + ' '.repeat(600)), /not a tar, gzip or zip archive/],
+    ['empty', Buffer.alloc(0), /not a tar, gzip or zip archive/],
     ['bad.tgz', gzipSync(Buffer.from('not a tar at all'.repeat(100))), /cannot unpack the archive/],
   ];
   for (const [name, data, expected] of samples) {

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { fetchBytes, type TransferOptions } from '../download.js';
+import { fetchBytes, type Fetched, type TransferOptions } from '../download.js';
 import { StretcherError } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import { parseSourceUrl } from '../source/index.js';
@@ -43,9 +43,10 @@ export function manifestFromText(text: string, url: string, env: NodeJS.ProcessE
  * Fetches and checks a manifest. A relative src resolves against where the manifest really came from, so
  * `latest.yml` redirecting to `v42/manifest.yml` finds `v42/app.tar.gz`, as a browser would.
  */
-export async function loadManifest(urlText: string, opts: TransferOptions, verifyKeys: readonly KeyObject[] = []): Promise<LoadedManifest> {
+export async function loadManifest(urlText: string, opts: TransferOptions, verifyKeys: readonly KeyObject[] = [], prefetched?: Fetched): Promise<LoadedManifest> {
   const url = parseSourceUrl(urlText);
-  const fetched = await fetchBytes(url, MAX_MANIFEST_BYTES, 'manifest', opts);
+  // watch mode has the bytes already: deploying exactly what it saw change avoids a second fetch and a race.
+  const fetched = prefetched ?? (await fetchBytes(url, MAX_MANIFEST_BYTES, 'manifest', opts));
   // Before anything in it is believed: a manifest that fails here names no failure commands to run.
   if (verifyKeys.length) await verifySignature(url, fetched.bytes, verifyKeys, opts);
   const text = fetched.bytes.toString('utf8');

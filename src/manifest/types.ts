@@ -9,6 +9,13 @@ export interface Commands {
   failure: string[];
 }
 
+/** One archive to download, verify and unpack. */
+export interface Archive {
+  /** Absolute URL. */
+  src: string;
+  checksum: Checksum;
+}
+
 /** A validated manifest; URLs are absolute, the checksum parsed, defaults applied. */
 export interface Manifest {
   /** Where the manifest came from (as given, credentials included: redact before printing). */
@@ -16,6 +23,13 @@ export interface Manifest {
   /** Absolute archive URL; undefined for a commands-only deploy. */
   src?: string;
   checksum?: Checksum;
+  /** What to unpack, in order: `src` alone, or the `layers`. Empty for a commands-only deploy. */
+  archives: Archive[];
+  /**
+   * Hex digits naming this version: the checksum for a single src; for layers, a sha256 over their
+   * checksums. The release strategy and the state records use it.
+   */
+  identity?: string;
   dest?: string;
   destMode: number;
   syncStrategy: SyncStrategyName;
@@ -32,6 +46,7 @@ export interface Manifest {
 export interface RawManifest {
   src?: string;
   checksum?: string;
+  layers?: { src: string; checksum: string }[];
   dest?: string;
   dest_mode?: number;
   sync_strategy?: SyncStrategyName;

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { parseChecksum, CHECKSUM_HELP } from '../checksum.js';
 import { checkDest } from './dest-policy.js';
 import type { ParsedYaml } from './parse.js';
-import type { Manifest, RawManifest } from './types.js';
+import type { Archive, Manifest, RawManifest } from './types.js';
 
 import { validate as compiledValidate } from './compiled-schema.js';
 
@@ -10,7 +11,7 @@ import { validate as compiledValidate } from './compiled-schema.js';
 // compiling the schema would cost every deploy about 60 ms of start-up.
 const validateSchema = compiledValidate as unknown as ValidateFunction;
 
-const TOP_KEYS = ['src', 'checksum', 'dest', 'dest_mode', 'sync_strategy', 'excludes', 'exclude_from', 'releases_dir', 'keep_releases', 'rollback_on_failure', 'commands'];
+const TOP_KEYS = ['src', 'checksum', 'layers', 'dest', 'dest_mode', 'sync_strategy', 'excludes', 'exclude_from', 'releases_dir', 'keep_releases', 'rollback_on_failure', 'commands'];
 const COMMAND_KEYS = ['pre', 'post', 'success', 'failure'];
 export const SRC_SCHEMES = ['s3:', 'http:', 'https:', 'file:'];
 
@@ -57,6 +58,14 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
     if (resolved.startsWith('!')) problems.push(`${at(['src'])}${resolved.slice(1)}`);
     else src = resolved;
   }
+  const layers: Archive[] = [];
+  for (const [i, layer] of (raw.layers ?? []).entries()) {
+    const resolved = resolveSrc(layer.src, baseUrl);
+    const sum = parseChecksum(layer.checksum);
+    if (resolved.startsWith('!')) problems.push(`${at(['layers', i, 'src'])}layers[${i}].${resolved.slice(1)}`);
+    if (typeof sum === 'string') problems.push(`${at(['layers', i, 'checksum'])}layers[${i}]: ${sum}`);
+    if (!resolved.startsWith('!') && typeof sum !== 'string') layers.push({ src: resolved, checksum: sum });
+  }
   if (raw.releases_dir !== undefined) {
     const why = checkDest(raw.releases_dir);
     if (why) problems.push(`${at(['releases_dir'])}${why.replace(/^dest/, 'releases_dir')}`);
@@ -73,6 +82,13 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
   }
   if (problems.length) return { problems, warnings };
   const commands = raw.commands ?? {};
+  const archives = src !== undefined && checksum !== undefined && typeof checksum !== 'string' ? [{ src, checksum }] : layers;
+  const identity =
+    archives.length === 1
+      ? archives[0]?.checksum.hex
+      : archives.length > 1
+        ? createHash('sha256').update(archives.map((a) => `${a.checksum.algorithm}:${a.checksum.hex}\n`).join('')).digest('hex')
+        : undefined;
   return {
     problems,
     warnings,
@@ -80,6 +96,8 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       url: manifestUrl,
       ...(src !== undefined ? { src } : {}),
       ...(checksum !== undefined && typeof checksum !== 'string' ? { checksum } : {}),
+      archives,
+      ...(identity ? { identity } : {}),
       ...(raw.dest !== undefined ? { dest: raw.dest } : {}),
       destMode: raw.dest_mode ?? 0o755,
       syncStrategy: raw.sync_strategy ?? 'rsync',
@@ -155,14 +173,21 @@ function describe(e: ErrorObject, data: unknown): string | undefined {
     }
     case 'enum':
       return `${name} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')} (got ${JSON.stringify(valueAt(data, path))})`;
+    case 'not':
+      return 'src and layers cannot both be given: use src for one archive, or layers for several';
     case 'dependentRequired': {
       const missing = String((e.params as { missingProperty: string }).missingProperty);
       const help = missing === 'checksum' ? `: ${CHECKSUM_HELP}` : ' (an absolute path)';
-      return `src is set, so ${missing} is required${help}`;
+      const by = String((e.params as { property?: string }).property ?? 'src');
+      return `${by} is set, so ${missing} is required${help}`;
     }
+    case 'required':
+      return `${name} needs ${String((e.params as { missingProperty: string }).missingProperty)}`;
+    case 'minItems':
+      return `${name} must not be empty`;
     case 'pattern': {
       const value = String(valueAt(data, path));
-      if (path[0] === 'checksum') {
+      if (path[0] === 'checksum' || path[path.length - 1] === 'checksum') {
         const result = parseChecksum(value);
         return typeof result === 'string' ? result : undefined;
       }

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import got, { type Request } from 'got';
 import { RetryableError, StretcherError } from '../errors.js';
 import { redactUrl } from '../redact.js';
@@ -14,10 +15,14 @@ const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPI
  * checked here, unlike Go stretcher which hashed (or YAML-parsed) whatever error page came back.
  * Responses are not decompressed: the checksum is over the bytes as stored.
  */
-export const openHttp: Opener = async (url, { signal, userAgent }) => {
+export const openHttp: Opener = async (url, { signal, userAgent, conditional }) => {
   const shown = redactUrl(url.toString());
   const stream: Request = got.stream(url, {
-    headers: { 'user-agent': userAgent },
+    headers: {
+      'user-agent': userAgent,
+      ...(conditional?.etag ? { 'if-none-match': conditional.etag } : {}),
+      ...(conditional?.lastModified ? { 'if-modified-since': conditional.lastModified } : {}),
+    },
     decompress: false,
     throwHttpErrors: false,
     retry: { limit: 0 },
@@ -32,6 +37,13 @@ export const openHttp: Opener = async (url, { signal, userAgent }) => {
     throw classify(err, shown, signal);
   });
   const status = response.statusCode ?? 0;
+  const etag = response.headers.etag;
+  const lastModified = response.headers['last-modified'];
+  const validators = { ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
+  if (status === 304 && conditional) {
+    stream.destroy();
+    return { body: Readable.from([]), notModified: true, validators: { ...conditional, ...validators } };
+  }
   if (status < 200 || status > 299) {
     stream.destroy();
     const text = `HTTP ${status}${response.statusMessage ? ` ${response.statusMessage}` : ''} from ${shown}`;
@@ -45,6 +57,7 @@ export const openHttp: Opener = async (url, { signal, userAgent }) => {
     body: stream,
     ...(Number.isFinite(length) && response.headers['content-length'] !== undefined ? { size: length } : {}),
     ...(finalUrl ? { finalUrl } : {}),
+    validators,
   };
 };
 

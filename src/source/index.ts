@@ -3,7 +3,7 @@ import { StretcherError } from '../errors.js';
 import { openFile } from './file.js';
 import type { Opener, OpenOptions, OpenedSource } from './types.js';
 
-export type { OpenOptions, OpenedSource } from './types.js';
+export type { OpenOptions, OpenedSource, Validators } from './types.js';
 
 const OPENERS: Record<string, Opener | (() => Promise<Opener>)> = {
   'file:': openFile,

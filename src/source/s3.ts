@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { RetryableError, StretcherError } from '../errors.js';
 import type { Opener, OpenOptions } from './types.js';
@@ -39,10 +39,15 @@ export const openS3: Opener = async (url, opts: OpenOptions) => {
   if (!bucket || !key) throw new StretcherError(`${url.toString()} is not an s3://bucket/key URL`);
   const { client: s3, sdk } = await s3Client(opts.env);
   try {
+    if (opts.conditional?.etag) {
+      // A HEAD is enough to learn that nothing changed (watch mode polls this way).
+      const head = await s3.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: opts.signal });
+      if (head.ETag === opts.conditional.etag) return { body: Readable.from([]), notModified: true, validators: { etag: head.ETag } };
+    }
     const out = await s3.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: opts.signal });
     const body = out.Body as Readable | undefined;
     if (!body) throw new StretcherError(`${shown}: the response had no body`);
-    return { body, ...(out.ContentLength !== undefined ? { size: out.ContentLength } : {}) };
+    return { body, ...(out.ContentLength !== undefined ? { size: out.ContentLength } : {}), ...(out.ETag ? { validators: { etag: out.ETag } } : {}) };
   } catch (err) {
     throw describeS3Error(err, shown, bucket, opts.signal);
   }

@@ -4,6 +4,16 @@ export interface OpenOptions {
   signal: AbortSignal;
   userAgent: string;
   env: NodeJS.ProcessEnv;
+  /** Validators from an earlier fetch: a source answers notModified instead of sending the body again. */
+  conditional?: Validators;
+}
+
+/** What identifies a version of a document without reading it: HTTP/S3 ETag, Last-Modified, file mtime. */
+export interface Validators {
+  etag?: string;
+  lastModified?: string;
+  mtimeMs?: number;
+  size?: number;
 }
 
 /** An opened URL: the body as a byte stream and, when the server said, its length. */
@@ -12,6 +22,9 @@ export interface OpenedSource {
   size?: number;
   /** Where the body really came from, after redirects: relative URLs inside it resolve against this. */
   finalUrl?: string;
+  /** The conditional request matched: `body` is empty and the document is unchanged. */
+  notModified?: boolean;
+  validators?: Validators;
 }
 
 /** One per URL scheme. Throws RetryableError for failures worth retrying, StretcherError otherwise. */

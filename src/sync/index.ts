@@ -7,8 +7,8 @@ import type { SyncStrategy } from './types.js';
 
 export type { Prepared, SyncContext, SyncResult, SyncStrategy } from './types.js';
 
-/** The strategy instance for one deploy of a manifest that has src, checksum and dest. */
-export function strategyFor(manifest: Manifest & { dest: string; checksum: NonNullable<Manifest['checksum']> }, opts: { force: boolean; log: Log }): SyncStrategy {
+/** The strategy instance for one deploy of a manifest that has something to unpack and a dest. */
+export function strategyFor(manifest: Manifest & { dest: string; identity: string }, opts: { force: boolean; log: Log }): SyncStrategy {
   switch (manifest.syncStrategy) {
     case 'rsync':
       return rsyncStrategy;

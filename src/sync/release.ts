@@ -19,7 +19,7 @@ export interface ReleaseOptions {
  * (ftl's and Capistrano's model). Nothing under a running application changes in place; rolling back is one
  * more switch.
  */
-export function releaseStrategy(manifest: Manifest & { dest: string; checksum: NonNullable<Manifest['checksum']> }, opts: ReleaseOptions): SyncStrategy {
+export function releaseStrategy(manifest: Manifest & { dest: string; identity: string }, opts: ReleaseOptions): SyncStrategy {
   const store = ReleaseStore.forDest(manifest.dest, manifest.releasesDir);
   const { log } = opts;
   let id: string | undefined;
@@ -30,15 +30,15 @@ export function releaseStrategy(manifest: Manifest & { dest: string; checksum: N
     async prepare() {
       await store.checkDest();
       previous = await store.current();
-      if (previous && !opts.force && manifest.checksum.hex.startsWith((await store.info(previous)).checksum)) {
+      if (previous && !opts.force && manifest.identity.startsWith((await store.info(previous)).checksum)) {
         return {
-          alreadyCurrent: `release ${previous} (checksum ${manifest.checksum.hex.slice(0, 12)}) is already current at ${manifest.dest}; nothing to do (--force redeploys)`,
+          alreadyCurrent: `release ${previous} (checksum ${manifest.identity.slice(0, 12)}) is already current at ${manifest.dest}; nothing to do (--force redeploys)`,
           release: previous,
         };
       }
       await store.ensureDir();
       await removeDeadStaging(store.dir, log);
-      id = await store.freeId(manifest.checksum.hex);
+      id = await store.freeId(manifest.identity);
       return {
         release: id,
         ...(previous ? { previous } : {}),
@@ -54,7 +54,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; checksum: N
       const releaseId = id as string;
       await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, log, 'release');
       await rename(ctx.staging, path.join(store.dir, releaseId));
-      await store.writeMeta(releaseId, manifest.checksum.hex, redactUrl(manifest.url));
+      await store.writeMeta(releaseId, manifest.identity, redactUrl(manifest.url));
       await store.switchTo(releaseId);
       log.info(`switched ${manifest.dest} to release ${releaseId}${previous ? ` (was ${previous})` : ''}`);
       const keep = new Set([releaseId, previous, await store.previous(releaseId)].filter((x): x is string => x !== undefined));

@@ -1,0 +1,62 @@
+import { lchown, lstat, lutimes, mkdir, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { StretcherError } from './errors.js';
+
+/**
+ * Safety rules shared by every archive format: where an entry may go, and how symlinks are made so that
+ * nothing in an archive can be written through one.
+ */
+export class HostileArchiveError extends StretcherError {
+  override name = 'HostileArchiveError';
+}
+
+export interface DeferredLink {
+  rel: string;
+  target: string;
+  mtime?: Date;
+  uid?: number;
+  gid?: number;
+}
+
+/** The entry's path relative to the staging root ("" for the root itself), or undefined if it would leave it. */
+export function safeRelative(entryPath: string): string | undefined {
+  const parts: string[] = [];
+  for (const part of entryPath.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') return undefined;
+    parts.push(part);
+  }
+  return parts.join('/');
+}
+
+export async function createDeferredLink(staging: string, link: DeferredLink, isRoot: boolean): Promise<void> {
+  const parentRel = path.posix.dirname(link.rel);
+  await ensureRealDir(staging, parentRel === '.' ? '' : parentRel);
+  const abs = path.join(staging, link.rel);
+  try {
+    await symlink(link.target, abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new HostileArchiveError(`refusing the archive: symlink ${JSON.stringify(link.rel)} collides with an entry the archive puts inside or at that path`);
+    }
+    throw err;
+  }
+  if (isRoot && link.uid !== undefined && link.gid !== undefined) await lchown(abs, link.uid, link.gid);
+  if (link.mtime) await lutimes(abs, link.mtime, link.mtime);
+}
+
+/** mkdir -p that refuses to pass through a symlink: no deferred link may be written through another. */
+export async function ensureRealDir(staging: string, rel: string): Promise<void> {
+  let current = staging;
+  for (const part of rel === '' ? [] : rel.split('/')) {
+    current = path.join(current, part);
+    const st = await lstat(current).catch(() => undefined);
+    if (!st) {
+      await mkdir(current, { mode: 0o755 });
+      continue;
+    }
+    if (!st.isDirectory()) {
+      throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
+    }
+  }
+}

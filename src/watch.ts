@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DeployOutcome } from './deploy.js';
+import { fetchBytes, type Fetched, type TransferOptions } from './download.js';
+import { formatDuration } from './duration.js';
+import { errorMessage, InterruptedError } from './errors.js';
+import type { Log } from './log.js';
+import { MAX_MANIFEST_BYTES } from './manifest/load.js';
+import { redactUrl } from './redact.js';
+import { parseSourceUrl } from './source/index.js';
+import type { StateStore, WatchRecord } from './state.js';
+
+export interface WatchOptions {
+  url: string;
+  intervalMs: number;
+  jitterMs: number;
+  log: Log;
+  /** SIGTERM/SIGINT: stop polling; a deploy under way is aborted (its failure commands run). */
+  signal: AbortSignal;
+  state: StateStore;
+  transfer: TransferOptions;
+  deploy: (manifest: Fetched) => Promise<DeployOutcome>;
+}
+
+/** After n failed deploys in a row, wait this many intervals before the next try: 2, 4, 8, then 10. */
+export function backoffIntervals(failures: number): number {
+  return Math.min(2 ** failures, 10);
+}
+
+/**
+ * `stretcher watch URL`: repo-deploy's and dropship's job in stretcher's model. Polls the manifest with
+ * conditional requests, deploys when its content changes, remembers what it deployed across restarts, backs
+ * off after failures, and says nothing while nothing happens.
+ */
+export async function watch(opts: WatchOptions): Promise<void> {
+  const { log, signal, state } = opts;
+  const url = parseSourceUrl(opts.url);
+  const shown = redactUrl(url.toString());
+  const record: WatchRecord = (await state.watchRecord(url.toString())) ?? { url: shown, failures: 0 };
+  let pollErrors = 0;
+  log.info(`watching ${shown} every ${formatDuration(opts.intervalMs)}${opts.jitterMs ? ` (+ up to ${formatDuration(opts.jitterMs)})` : ''}`);
+  while (!signal.aborted) {
+    let intervals = 1;
+    try {
+      // A failed deploy is retried with the body even if the source says it has not changed.
+      const conditional = record.failed_sha256 ? undefined : record.validators;
+      const fetched = await fetchBytes(url, MAX_MANIFEST_BYTES, 'manifest', { ...opts.transfer, signal }, conditional);
+      if (pollErrors) log.info(`polling ${shown} works again after ${pollErrors} failed attempt${pollErrors > 1 ? 's' : ''}`);
+      pollErrors = 0;
+      if (fetched.validators) record.validators = fetched.validators;
+      const sha = fetched.notModified ? undefined : createHash('sha256').update(fetched.bytes).digest('hex');
+      if (sha !== undefined && sha !== record.deployed_sha256) {
+        const retry = sha === record.failed_sha256;
+        log.info(retry ? `retrying the deploy of ${shown} (failed ${record.failures} time${record.failures > 1 ? 's' : ''})` : `manifest ${shown} changed: deploying`);
+        const outcome = await opts.deploy(fetched);
+        if (outcome.error instanceof InterruptedError) break;
+        if (outcome.ok) {
+          if (record.failures) log.info(`recovered: ${shown} deployed after ${record.failures} failed attempt${record.failures > 1 ? 's' : ''}`);
+          record.deployed_sha256 = sha;
+          record.deployed_at = new Date().toISOString();
+          record.failures = 0;
+          delete record.failed_sha256;
+        } else {
+          record.failures = sha === record.failed_sha256 ? record.failures + 1 : 1;
+          record.failed_sha256 = sha;
+          intervals = backoffIntervals(record.failures);
+          log.warn(`deploy of ${shown} failed; trying again in ${formatDuration(intervals * opts.intervalMs)}`);
+        }
+      }
+      await state.saveWatchRecord(url.toString(), record);
+    } catch (err) {
+      if (signal.aborted) break;
+      pollErrors++;
+      intervals = backoffIntervals(pollErrors);
+      // One line when polling starts failing, not one per poll.
+      if (pollErrors === 1) log.warn(`cannot poll ${shown}: ${errorMessage(err)}; retrying with backoff`);
+    }
+    try {
+      await sleep(intervals * opts.intervalMs + Math.random() * opts.jitterMs, undefined, { signal });
+    } catch {
+      break;
+    }
+  }
+  log.info(`stopped watching ${shown}`);
+}

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestServer } from './helpers/http.js';
+import { listTree, Scenario } from './helpers/scenario.js';
+import { sha1, tar } from './helpers/tar.js';
+
+/** A manifest endpoint whose content the test changes; it answers If-None-Match with 304 like a real server. */
+function manifestEndpoint(srv: TestServer, route: string): { set: (body: string) => void; conditionalHits: () => number } {
+  let body = '';
+  let etag = '';
+  let conditional = 0;
+  srv.route(route, (req, res) => {
+    if (req.headers['if-none-match']) conditional++;
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, { etag });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { etag, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  return {
+    set: (b) => {
+      body = b;
+      etag = `"${sha1(Buffer.from(b))}"`;
+    },
+    conditionalHits: () => conditional,
+  };
+}
+
+function version(s: Scenario, srv: TestServer, v: string): string {
+  // Distinct mtimes: rsync's quick check skips files whose size and mtime are unchanged.
+  const archive = tar([{ path: 'VERSION', body: v, mtime: 1_700_000_000 + Number(v.slice(1)) }]);
+  srv.file(`/${v}.tar`, archive);
+  return `src: ${v}.tar\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\ncommands:\n  post: ["echo ${v} >> ${s.out}/deployed"]\n  success: ["cat > ${s.out}/success-${v}.log"]\n`;
+}
+
+const deployed = (s: Scenario): string[] => (existsSync(`${s.out}/deployed`) ? readFileSync(`${s.out}/deployed`, 'utf8').trim().split('\n') : []);
+
+async function until(check: () => boolean, what: string, limitMs = 15_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Starts `stretcher watch`, returns a stopper that sends SIGTERM and resolves with the result. */
+function startWatch(s: Scenario, url: string, args: string[] = []) {
+  let pid = 0;
+  const run = s.run('', { args: ['watch', url, '--interval=150ms', '--jitter=50ms', ...args], onSpawn: (p) => (pid = p) });
+  return {
+    stop: async () => {
+      process.kill(pid, 'SIGTERM');
+      return run;
+    },
+    run,
+  };
+}
+
+test('watch: deploys v1, then v2 when the manifest changes, with conditional requests, quiet in between', async (t) => {
+  const s = new Scenario(t);
+  const srv = await TestServer.start(t);
+  const m = manifestEndpoint(srv, '/m.yml');
+  m.set(version(s, srv, 'v1'));
+  const w = startWatch(s, srv.url('/m.yml'));
+  await until(() => deployed(s).length === 1, 'v1');
+  await sleep(600);
+  assert.ok(m.conditionalHits() >= 2, 'polls send If-None-Match');
+  m.set(version(s, srv, 'v2'));
+  await until(() => deployed(s).length === 2, 'v2');
+  const r = await w.stop();
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(deployed(s), ['v1', 'v2']);
+  assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'v2');
+  assert.equal((r.stderr.match(/changed: deploying/g) ?? []).length, 2);
+  // Unchanged polls print nothing: every line is the start, a deploy's own lines, or the stop.
+  assert.doesNotMatch(r.stderr, /not modified|unchanged|polling/i);
+  // Each deploy's success commands got that deploy's log only.
+  assert.doesNotMatch(readFileSync(`${s.out}/success-v2.log`, 'utf8'), /v1\.tar/);
+});
+
+test('watch: a restarted watch does not redeploy what is already deployed', async (t) => {
+  const s = new Scenario(t);
+  const srv = await TestServer.start(t);
+  manifestEndpoint(srv, '/m.yml').set(version(s, srv, 'v1'));
+  const first = startWatch(s, srv.url('/m.yml'));
+  await until(() => deployed(s).length === 1, 'v1');
+  assert.equal((await first.stop()).code, 0);
+  const second = startWatch(s, srv.url('/m.yml'));
+  await sleep(1000);
+  const r = await second.stop();
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(deployed(s), ['v1']);
+  assert.doesNotMatch(r.stderr, /deploying/);
+});
+
+test('watch: SIGTERM ends it promptly with exit 0', async (t) => {
+  const s = new Scenario(t);
+  const srv = await TestServer.start(t);
+  manifestEndpoint(srv, '/m.yml').set(`commands:\n  pre: ["true"]\n`);
+  let pid = 0;
+  const run = s.run('', { args: ['watch', srv.url('/m.yml'), '--interval=1h'], onSpawn: (p) => (pid = p) });
+  await sleep(800);
+  const sent = Date.now();
+  process.kill(pid, 'SIGTERM');
+  const r = await run;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(Date.now() - sent < 5000, 'sanity bound');
+  assert.match(r.stderr, /stopped watching/);
+});
+
+test('watch: SIGTERM during a deploy aborts it, runs the failure commands, and exits 0', async (t) => {
+  const s = new Scenario(t);
+  const srv = await TestServer.start(t);
+  manifestEndpoint(srv, '/m.yml').set(`commands:\n  pre: ["touch ${s.out}/started; sleep 60"]\n  failure: ["touch ${s.out}/failed"]\n`);
+  let pid = 0;
+  const run = s.run('', { args: ['watch', srv.url('/m.yml'), '--interval=100ms'], onSpawn: (p) => (pid = p) });
+  await until(() => existsSync(`${s.out}/started`), 'the deploy to start');
+  process.kill(pid, 'SIGTERM');
+  const r = await run;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(`${s.out}/failed`));
+});
+
+test('watch: a failing deploy is retried with a growing backoff, capped at 10 intervals, never in a tight loop', async (t) => {
+  const s = new Scenario(t);
+  const srv = await TestServer.start(t);
+  manifestEndpoint(srv, '/m.yml').set(`commands:\n  pre: ["echo x >> ${s.out}/attempts; exit 1"]\n`);
+  const w = startWatch(s, srv.url('/m.yml'), ['--interval=100ms', '--jitter=0']);
+  await sleep(4500);
+  const r = await w.stop();
+  assert.equal(r.code, 0, r.stderr);
+  const waits = [...r.stderr.matchAll(/trying again in (\S+)/g)].map((m) => m[1]);
+  assert.deepEqual(waits.slice(0, 4), ['200ms', '400ms', '800ms', '1.00s']);
+  assert.ok(waits.length >= 4 && waits.length <= 7, `attempts: ${waits.length}`);
+  assert.ok(waits.slice(3).every((w) => w === '1.00s'), 'capped at 10 intervals');
+  assert.match(r.stderr, /retrying the deploy of \S+ \(failed 1 time\)/);
+});
+
+test('watch: polling errors are one line, and recovery is announced', async (t) => {
+  const s = new Scenario(t);
+  const srv = await TestServer.start(t);
+  let up = false;
+  srv.route('/m.yml', (_q, res) => {
+    if (!up) {
+      res.writeHead(503);
+      res.end();
+      return;
+    }
+    res.end(`commands:\n  pre: ["touch ${s.out}/ran"]\n`);
+  });
+  const w = startWatch(s, srv.url('/m.yml'), ['--interval=100ms', '--jitter=0']);
+  await sleep(700);
+  up = true;
+  await until(() => existsSync(`${s.out}/ran`), 'the deploy after recovery', 20_000);
+  const r = await w.stop();
+  assert.equal((r.stderr.match(/cannot poll/g) ?? []).length, 1, r.stderr);
+  assert.match(r.stderr, /polling \S+ works again after \d+ failed attempts?/);
+});
+
+test('watch and deploy URL: usage errors exit 2', async (t) => {
+  const s = new Scenario(t);
+  assert.equal((await s.run('', { args: ['watch'] })).code, 2);
+  assert.equal((await s.run('', { args: ['deploy'] })).code, 2);
+});
+
+test('deploy URL: the same deploy as a URL on stdin', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(s.archive(tar([{ path: 'via-argument' }])));
+  const r = await s.run('', { args: ['deploy', `file://${s.root}/manifest.yml`] });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['via-argument']);
+});
