@@ -135,6 +135,9 @@ async function main(): Promise<void> {
   for (let round = 0; round < RUNS; round++) {
     for (const c of contenders) {
       c.setup?.();
+      // Flush the previous run's writes (and, on a disk mounted with discard, its TRIMs) so that they are
+      // not billed to this one.
+      execFileSync('sync');
       const s = await c.run();
       samples.get(c.name)?.push(s);
       process.stderr.write(`round ${round + 1}/${RUNS} ${c.name}: ${s.ms.toFixed(0)} ms${s.rssKb ? `, ${(s.rssKb / 1024).toFixed(0)} MB` : ''}\n`);
