@@ -3,17 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { listTree, Scenario } from './helpers/scenario.js';
 import { tar } from './helpers/tar.js';
+import { until } from './helpers/wait.js';
 
-async function waitFor(check: () => boolean, what: string, limitMs = 15_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 test('two deploys to one dest run one after the other, never interleaved', async (t) => {
   const s = new Scenario(t);
@@ -49,7 +42,7 @@ test('--lock-timeout: the second deploy gives up clearly, naming the holder', as
   s.manifest(`dest: ${s.dest}\ncommands:\n  pre: ["touch ${s.out}/holding; sleep 5"]\n  failure: ["cat > ${s.out}/failure.stdin"]\n`);
   let holderPid = 0;
   const holder = s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (holderPid = p) });
-  await waitFor(() => existsSync(`${s.out}/holding`), 'the first deploy to hold the lock');
+  await until(() => existsSync(`${s.out}/holding`), 'the first deploy to hold the lock');
   s.manifest(`dest: ${s.dest}\ncommands:\n  failure: ["cat > ${s.out}/second.failure"]\n`, 'second.yml');
   const second = await s.run(`${s.root}/second.yml`, { args: ['--lock-timeout', '500ms'] });
   assert.equal(second.code, 1);
@@ -64,7 +57,7 @@ test('a lock held by a SIGKILLed deploy never blocks the next one; its temp file
   s.manifest(`${s.archive(tar([{ path: 'v2' }]))}commands:\n  pre: ["touch ${s.out}/in-pre; sleep 60"]\n`);
   let pid = 0;
   const killed = s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (pid = p) });
-  await waitFor(() => existsSync(`${s.out}/in-pre`), 'pre to start');
+  await until(() => existsSync(`${s.out}/in-pre`), 'pre to start');
   assert.ok(readdirSync(s.tmp).some((n) => n.startsWith(`stretcher-${pid}-`)), 'the download sits in a work dir');
   process.kill(pid, 'SIGKILL');
   await killed;

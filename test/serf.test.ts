@@ -4,7 +4,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { CLI, cleanEnv } from './helpers/cli.js';
 import { Scenario } from './helpers/scenario.js';
-import { serf, startAgent, until } from './helpers/serf.js';
+import { serf, startAgent } from './helpers/serf.js';
+import { until } from './helpers/wait.js';
 import { sha1, tar } from './helpers/tar.js';
 
 test('serf: three real agents each deploy a user event into their own dest; a catch-all handler ignores member-join', async (t) => {

@@ -5,14 +5,8 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listTree, Scenario } from './helpers/scenario.js';
 import { tar } from './helpers/tar.js';
+import { until } from './helpers/wait.js';
 
-async function waitFor(file: string, limitMs = 15_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!existsSync(file)) {
-    if (Date.now() > until) throw new Error(`${file} never appeared`);
-    await sleep(20);
-  }
-}
 
 /** Running, as opposed to gone or a zombie (some container inits never reap orphans). */
 function alive(pid: number): boolean {
@@ -39,7 +33,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
 `);
     let pid = 0;
     const run = s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (pid = p) });
-    await waitFor(`${s.out}/grandchild`);
+    await until(() => existsSync(`${s.out}/grandchild`), `${s.out}/grandchild`);
     const grandchild = Number(readFileSync(`${s.out}/grandchild`, 'utf8'));
     assert.ok(alive(grandchild));
     process.kill(pid, sig);
@@ -60,7 +54,7 @@ test('SIGTERM under CONSUL_INDEX still exits 0 (the watch must keep running)', a
   const payload = Buffer.from(`file://${s.root}/manifest.yml`).toString('base64');
   let pid = 0;
   const run = s.run(JSON.stringify([{ ID: 'sig-1', Name: 'deploy', Payload: payload }]), { env: { CONSUL_INDEX: '3' }, onSpawn: (p) => (pid = p) });
-  await waitFor(`${s.out}/started`);
+  await until(() => existsSync(`${s.out}/started`), `${s.out}/started`);
   process.kill(pid, 'SIGTERM');
   const r = await run;
   assert.equal(r.code, 0, r.stderr);

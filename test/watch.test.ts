@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TestServer } from './helpers/http.js';
 import { listTree, Scenario } from './helpers/scenario.js';
 import { sha1, tar } from './helpers/tar.js';
+import { until } from './helpers/wait.js';
 
 /** A manifest endpoint whose content the test changes; it answers If-None-Match with 304 like a real server. */
 function manifestEndpoint(srv: TestServer, route: string): { set: (body: string) => void; conditionalHits: () => number } {
@@ -40,13 +41,6 @@ function version(s: Scenario, srv: TestServer, v: string): string {
 
 const deployed = (s: Scenario): string[] => (existsSync(`${s.out}/deployed`) ? readFileSync(`${s.out}/deployed`, 'utf8').trim().split('\n') : []);
 
-async function until(check: () => boolean, what: string, limitMs = 15_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Starts `stretcher watch`, returns a stopper that sends SIGTERM and resolves with the result. */
 function startWatch(s: Scenario, url: string, args: string[] = []) {
@@ -174,4 +168,28 @@ test('deploy URL: the same deploy as a URL on stdin', async (t) => {
   const r = await s.run('', { args: ['deploy', `file://${s.root}/manifest.yml`] });
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(listTree(s.dest), ['via-argument']);
+});
+
+test('watch: an s3:// manifest is polled with HeadObject and redeployed when its ETag changes', async (t) => {
+  const { TestS3, S3_KEY, S3_SECRET } = await import('./helpers/s3.js');
+  const s = new Scenario(t);
+  const s3 = await TestS3.start(t, ['deploys']);
+  const put = async (v: string) => {
+    const archive = tar([{ path: 'VERSION', body: v, mtime: 1_700_000_000 + Number(v.slice(1)) }]);
+    await s3.put('deploys', `app/${v}.tar`, archive);
+    await s3.put('deploys', 'app/manifest.yml', `src: ${v}.tar\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\ncommands:\n  post: ["echo ${v} >> ${s.out}/deployed"]\n`);
+  };
+  await put('v1');
+  let pid = 0;
+  const env = { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: s3.endpoint };
+  const run = s.run('', { args: ['watch', 's3://deploys/app/manifest.yml', '--interval=200ms', '--jitter=0'], env, onSpawn: (p) => (pid = p) });
+  await until(() => deployed(s).length === 1, 'v1 from S3');
+  await sleep(800);
+  await put('v2');
+  await until(() => deployed(s).length === 2, 'v2 from S3');
+  process.kill(pid, 'SIGTERM');
+  const r = await run;
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(deployed(s), ['v1', 'v2']);
+  assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'v2');
 });

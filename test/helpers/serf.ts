@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { until } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -53,14 +54,5 @@ export async function serf(...args: string[]): Promise<string> {
     return stdout;
   } catch {
     return '';
-  }
-}
-
-/** Polls `check` every 100 ms for at most `limitMs` (a bounded loop, as every network test's). */
-export async function until(check: () => Promise<boolean> | boolean, what: string, limitMs = 20_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
   }
 }
