@@ -47,7 +47,7 @@ export async function dispatch(opts: Options, env: NodeJS.ProcessEnv): Promise<n
   }
   if (command === 'deploy') {
     if (operands.length !== 1) return usageError('deploy takes exactly one manifest URL');
-    return runDeploy({ kind: 'deploy', url: operands[0] as string, origin: 'stdin' }, opts, env, log);
+    return runDeploy({ kind: 'deploy', url: operands[0] as string, origin: 'the command line' }, opts, env, log);
   }
   if (command === 'watch') {
     if (operands.length !== 1) return usageError('watch takes exactly one manifest URL');

@@ -2,7 +2,7 @@ import { StretcherError } from './errors.js';
 
 /** What stdin asked for. */
 export type DeployRequest =
-  | { kind: 'deploy'; url: string; origin: 'consul' | 'serf' | 'stdin'; eventId?: string; eventName?: string }
+  | { kind: 'deploy'; url: string; origin: 'consul' | 'serf' | 'stdin' | 'the command line'; eventId?: string; eventName?: string }
   | { kind: 'nothing'; reason: string; origin: 'consul' | 'serf' };
 
 /** Consul payloads are URLs; anything near this size is not one. Bounds memory on hostile input. */

@@ -168,6 +168,7 @@ test('deploy URL: the same deploy as a URL on stdin', async (t) => {
   const r = await s.run('', { args: ['deploy', `file://${s.root}/manifest.yml`] });
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(listTree(s.dest), ['via-argument']);
+  assert.match(r.stderr, /deploy requested by the command line/);
 });
 
 test('watch: an s3:// manifest is polled with HeadObject and redeployed when its ETag changes', async (t) => {
