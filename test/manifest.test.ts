@@ -95,6 +95,8 @@ test('dest must be absolute and not a system directory; checked before anything 
     assert.match(problems(`${base}dest: ${d}`)[0] ?? '', /refusing|home directory/, d);
   }
   assert.equal(load(`${base}dest: /etc/nginx`).dest, '/etc/nginx');
+  // One spelling per directory: locks and state records key on it.
+  assert.equal(load(`${base}dest: /srv//app/`).dest, '/srv/app');
 });
 
 test('sync_strategy is checked at validation time, src or not', () => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { parseChecksum, CHECKSUM_HELP } from '../checksum.js';
 import { checkDest } from './dest-policy.js';
@@ -98,12 +99,13 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       ...(checksum !== undefined && typeof checksum !== 'string' ? { checksum } : {}),
       archives,
       ...(identity ? { identity } : {}),
-      ...(raw.dest !== undefined ? { dest: raw.dest } : {}),
+      // One spelling per directory ("/srv/app/", "/srv//app" -> "/srv/app"): locks and state records key on it.
+      ...(raw.dest !== undefined ? { dest: path.resolve(raw.dest) } : {}),
       destMode: raw.dest_mode ?? 0o755,
       syncStrategy: raw.sync_strategy ?? 'rsync',
       excludes: raw.excludes ?? [],
       ...(raw.exclude_from !== undefined ? { excludeFrom: raw.exclude_from } : {}),
-      ...(raw.releases_dir !== undefined ? { releasesDir: raw.releases_dir } : {}),
+      ...(raw.releases_dir !== undefined ? { releasesDir: path.resolve(raw.releases_dir) } : {}),
       keepReleases: raw.keep_releases ?? 5,
       rollbackOnFailure: raw.rollback_on_failure ?? true,
       commands: {
