@@ -256,6 +256,6 @@ ${flagLines}
 
 Durations: a bare number is seconds (30, 1.5); otherwise a Go duration (500ms, 10s, 1m30s).
 Exit status: 0 on success; 1 when a deploy fails (0 under consul watch, which stops on failure);
-2 on a usage error. Docs: README.md, "Manifest" and "Differences from Go stretcher".
+130/143 when interrupted by SIGINT/SIGTERM (watch: 0); 2 on a usage error. Docs: README.md, "Manifest" and "Differences from Go stretcher".
 `;
 }
