@@ -64,8 +64,12 @@ async function withRetry<T>(what: string, opts: TransferOptions, attempt: (signa
   }
 }
 
-/** Streams one attempt's body through `sinks`, watching for stalls and short bodies. */
-async function transfer(url: string, opened: OpenedSource, sinks: (Transform | Writable)[], opts: TransferOptions, signal: AbortSignal): Promise<number> {
+/**
+ * Streams one attempt's body through `sinks`, watching for stalls and short bodies. With `throttled`, the
+ * bandwidth limit applies first and the stall watchdog counts what leaves it: a throttle holding a chunk
+ * pauses the socket, and that pause is ours, not the server's.
+ */
+async function transfer(url: string, opened: OpenedSource, sinks: (Transform | Writable)[], opts: TransferOptions, signal: AbortSignal, throttled = false): Promise<number> {
   let bytes = 0;
   let stalled = false;
   let timer: NodeJS.Timeout | undefined;
@@ -85,7 +89,8 @@ async function transfer(url: string, opened: OpenedSource, sinks: (Transform | W
   });
   watchdog();
   try {
-    await pipeline([opened.body, counter, ...sinks], { signal });
+    const throttle = throttled && opts.maxBandwidth ? [new Throttle(opts.maxBandwidth)] : [];
+    await pipeline([opened.body, ...throttle, counter, ...sinks], { signal });
   } catch (err) {
     if (signal.aborted || stalled || err instanceof StretcherError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? '';
@@ -163,10 +168,10 @@ export async function downloadVerified<T>(url: URL, checksum: Checksum, opts: Tr
         done(null, chunk);
       },
     });
-    const sinks = [...(opts.maxBandwidth ? [new Throttle(opts.maxBandwidth)] : []), hasher, target.sink];
+    const sinks = [hasher, target.sink];
     let downloaded: number;
     try {
-      downloaded = await transfer(url.toString(), opened, sinks, opts, signal);
+      downloaded = await transfer(url.toString(), opened, sinks, opts, signal, true);
     } finally {
       progress.done();
     }
