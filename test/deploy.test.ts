@@ -162,3 +162,26 @@ test('rsync into an absent or empty dest moves the unpacked tree into place: sam
   const again = await s.run(`${s.root}/manifest.yml`);
   assert.match(again.stderr, /rsync -a --delete -v --exclude baz/);
 });
+
+test('rsync into an empty dest that is a mount point copies with rsync (the directory cannot be replaced)', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  const { execFileSync } = await import('node:child_process');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', s.dest], { stdio: 'ignore' });
+  } catch {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  // Unmounted here, not in t.after: after-hooks run in order, and the temp dir's removal comes first.
+  try {
+    s.manifest(s.archive(REFERENCE));
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /rsync -a --delete -v/);
+    assert.deepEqual(listTree(s.dest), ['bar', 'exclude.txt', 'foo/', 'foo/baz']);
+    assert.deepEqual(s.leftovers(), []);
+  } finally {
+    execFileSync('umount', [s.dest]);
+  }
+});

@@ -47,8 +47,15 @@ async function moveIntoEmptyDest(ctx: SyncContext): Promise<boolean> {
   if (path.dirname(ctx.staging) !== path.dirname(ctx.dest)) return false;
   const st = await lstat(ctx.dest).catch(() => undefined);
   if (st && !(st.isDirectory() && (await readdir(ctx.dest)).length === 0)) return false;
+  if (st) {
+    try {
+      await rmdir(ctx.dest);
+    } catch {
+      // A mount point (EBUSY), or something appeared meanwhile: copy with rsync after all.
+      return false;
+    }
+  }
   await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, ctx.log, 'rsync');
-  if (st) await rmdir(ctx.dest);
   await rename(ctx.staging, ctx.dest);
   ctx.log.info(`rsync: ${ctx.dest} was empty, so the unpacked tree was moved into place instead of copied`);
   return true;
