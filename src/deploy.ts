@@ -160,7 +160,12 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
 
   const message = errorMessage(error);
   log.error(`deploy failed: ${message}`);
-  if (!(error instanceof StretcherError)) log.error(`this is a bug in stretcher; please report it with this log: ${(error as Error)?.stack ?? String(error)}`);
+  // System errors (ENOSPC, EACCES on TMPDIR...) are the machine's, and their message says what; anything
+  // else that is not ours is a bug, reported with its stack folded onto one line.
+  const systemError = typeof (error as NodeJS.ErrnoException | undefined)?.code === 'string';
+  if (!(error instanceof StretcherError) && !systemError) {
+    log.error(`this is a bug in stretcher; please report it with this log: ${errorMessage((error as Error)?.stack ?? String(error))}`);
+  }
   if (failureCommands.length) {
     const failureEnv = { ...env, STRETCHER_ERROR: message, ...(rolledBack ? { STRETCHER_ROLLED_BACK: '1' } : {}) };
     try {

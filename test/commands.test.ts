@@ -253,3 +253,14 @@ test('serf: a catch-all handler given member-join does nothing and exits 0', asy
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /ignoring serf member-join event/);
 });
+
+test('failure: a machine problem (an unusable TMPDIR) is one clear error line, not reported as a bug', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(`${s.archive(tar([{ path: 'a' }]))}${recorder(s.out)}`);
+  const r = await s.run(`${s.root}/manifest.yml`, { env: { TMPDIR: `${s.root}/no/such/tmp` } });
+  assert.equal(r.code, 1);
+  const errors = r.stderr.split('\n').filter((l) => / ERROR: /.test(l));
+  assert.deepEqual(errors.length, 1, r.stderr);
+  assert.match(errors[0] as string, /deploy failed: ENOENT: no such file or directory, mkdtemp/);
+  assert.equal(read(`${s.out}/order`), 'failure\n');
+});
