@@ -1,8 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import { request as httpRequest, type ClientRequest, type RequestOptions } from 'node:http';
 import got, { type Request } from 'got';
+import { HttpsProxyAgent } from 'hpagent';
 import { RetryableError, StretcherError } from '../errors.js';
 import { redactUrl } from '../redact.js';
+import { proxyFor } from './proxy.js';
 import type { Opener } from './types.js';
 
 /** Statuses worth retrying: the server may answer differently in a moment. Every other non-2xx is final. */
@@ -15,9 +18,14 @@ const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPI
  * checked here, unlike Go stretcher which hashed (or YAML-parsed) whatever error page came back.
  * Responses are not decompressed: the checksum is over the bytes as stored.
  */
-export const openHttp: Opener = async (url, { signal, userAgent, conditional }) => {
+export const openHttp: Opener = async (url, { signal, userAgent, conditional, env }) => {
   const shown = redactUrl(url.toString());
+  const proxy = proxyFor(url, env);
   const stream: Request = got.stream(url, {
+    // As Go's transport does: https through a CONNECT tunnel, plain http as absolute-form requests to the
+    // proxy (many proxies allow CONNECT to port 443 only).
+    ...(proxy && url.protocol === 'https:' ? { agent: { https: new HttpsProxyAgent({ proxy }) } } : {}),
+    ...(proxy && url.protocol === 'http:' ? { request: absoluteFormRequest(proxy) } : {}),
     headers: {
       'user-agent': userAgent,
       ...(conditional?.etag ? { 'if-none-match': conditional.etag } : {}),
@@ -77,4 +85,23 @@ function retryAfter(value: string | undefined): number | undefined {
   if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
   const when = Date.parse(value);
   return Number.isNaN(when) ? undefined : Math.max(0, when - Date.now());
+}
+
+/** An http:// request sent to the proxy with the absolute URL as its target (RFC 9112 absolute-form). */
+function absoluteFormRequest(proxy: string): (url: URL, options: RequestOptions, callback?: (res: IncomingMessage) => void) => ClientRequest {
+  const via = new URL(proxy);
+  return (url, options, callback) => {
+    const headers: Record<string, unknown> = { ...options.headers, host: url.host };
+    if (via.username) {
+      const credentials = `${decodeURIComponent(via.username)}:${decodeURIComponent(via.password)}`;
+      headers['proxy-authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
+    }
+    const target = new URL(url.toString());
+    target.username = '';
+    target.password = '';
+    return httpRequest(
+      { host: via.hostname, port: Number(via.port) || 80, method: options.method, path: target.toString(), headers: headers as RequestOptions['headers'], ...(options.signal ? { signal: options.signal } : {}) },
+      callback,
+    );
+  };
 }

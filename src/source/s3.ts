@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { RetryableError, StretcherError } from '../errors.js';
+import { proxyFor } from './proxy.js';
 import type { Opener, OpenOptions } from './types.js';
 
 let client: S3Client | undefined;
@@ -20,7 +21,16 @@ async function s3Client(env: NodeJS.ProcessEnv): Promise<{ client: S3Client; sdk
     const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
     const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? 'us-east-1' : undefined);
     const profile = !env.AWS_PROFILE && env.AWS_DEFAULT_PROFILE ? env.AWS_DEFAULT_PROFILE : undefined;
+    // Go's SDK honoured HTTPS_PROXY/NO_PROXY; the JS SDK does not unless given an agent.
+    const proxy = proxyFor(new URL(endpoint ?? `https://s3.${region ?? 'us-east-1'}.amazonaws.com`), env);
+    const requestHandler = proxy
+      ? new (await import('@smithy/node-http-handler')).NodeHttpHandler({
+          httpAgent: new (await import('hpagent')).HttpProxyAgent({ proxy }),
+          httpsAgent: new (await import('hpagent')).HttpsProxyAgent({ proxy }),
+        })
+      : undefined;
     client = new sdk.S3Client({
+      ...(requestHandler ? { requestHandler } : {}),
       ...(region ? { region } : {}),
       ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
       ...(profile ? { profile } : {}),

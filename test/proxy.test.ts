@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { proxyFor } from '../src/source/proxy.js';
+import { TestServer } from './helpers/http.js';
+import { listTree, Scenario } from './helpers/scenario.js';
+import { sha1, tar } from './helpers/tar.js';
+
+const u = (s: string) => new URL(s);
+
+test('proxy choice follows Go\'s ProxyFromEnvironment', () => {
+  const env = { HTTP_PROXY: 'proxy:3128', HTTPS_PROXY: 'http://secure-proxy:3129', NO_PROXY: '.internal, example.org, 10.0.0.5, bucket.test:8080' };
+  assert.equal(proxyFor(u('http://deploy.example.com/m.yml'), env), 'http://proxy:3128');
+  assert.equal(proxyFor(u('https://deploy.example.com/m.yml'), env), 'http://secure-proxy:3129');
+  assert.equal(proxyFor(u('s3://bucket/key'), env), 'http://secure-proxy:3129');
+  assert.equal(proxyFor(u('http://a.b.internal/x'), env), undefined);
+  assert.equal(proxyFor(u('http://example.org/x'), env), undefined);
+  assert.equal(proxyFor(u('http://www.example.org/x'), env), undefined);
+  assert.equal(proxyFor(u('http://notexample.org/x'), env), 'http://proxy:3128');
+  assert.equal(proxyFor(u('http://10.0.0.5/x'), env), undefined);
+  assert.equal(proxyFor(u('http://bucket.test:8080/x'), env), undefined);
+  assert.equal(proxyFor(u('http://bucket.test:9090/x'), env), 'http://proxy:3128');
+  assert.equal(proxyFor(u('http://localhost:8080/x'), env), undefined, 'loopback is never proxied');
+  assert.equal(proxyFor(u('http://127.0.0.1:8080/x'), env), undefined);
+  assert.equal(proxyFor(u('http://[::1]:8080/x'), env), undefined);
+  assert.equal(proxyFor(u('http://x.com/'), { http_proxy: 'http://lower:1' }), 'http://lower:1');
+  assert.equal(proxyFor(u('http://x.com/'), { HTTP_PROXY: 'http://p:1', NO_PROXY: '*' }), undefined);
+  assert.equal(proxyFor(u('http://x.com/'), {}), undefined);
+});
+
+test('http: HTTP_PROXY carries the manifest and archive requests, as Go stretcher\'s did', async (t) => {
+  const s = new Scenario(t);
+  const origin = await TestServer.start(t);
+  const archive = tar([{ path: 'through-proxy' }]);
+  origin.file('/m.yml', `src: a.tar\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\n`).file('/a.tar', archive);
+  const originPort = Number(new URL(origin.base).port);
+  // A forward proxy on 127.0.0.1 that knows "deploy.test" as the origin server: stretcher cannot resolve
+  // that name itself, so the deploy can only succeed through the proxy.
+  const seen: string[] = [];
+  const proxy = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    const target = new URL(req.url ?? '');
+    const upstream = request({ host: '127.0.0.1', port: originPort, path: target.pathname, method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.after(() => proxy.close());
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const r = await s.run(`http://deploy.test:${originPort}/m.yml`, { env: { HTTP_PROXY: proxyUrl } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['through-proxy']);
+  assert.deepEqual(seen, [`http://deploy.test:${originPort}/m.yml`, `http://deploy.test:${originPort}/a.tar`]);
+});
