@@ -20,11 +20,14 @@ export interface RunOptions {
   onSpawn?: (pid: number) => void;
 }
 
-/** Environment for a child stretcher: no stray CONSUL_/SERF_ variables from the machine running the tests. */
+/**
+ * Environment for a child stretcher: no stray CONSUL_/SERF_/AWS_ variables or proxy settings from the
+ * machine running the tests (a CI machine's NO_PROXY or HTTP_PROXY would change where requests go).
+ */
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (/^(CONSUL_|SERF_|AWS_|STRETCHER_)/.test(k)) continue;
+    if (/^(CONSUL_|SERF_|AWS_|STRETCHER_)/.test(k) || /^(https?|no|all)_proxy$/i.test(k)) continue;
     env[k] = v;
   }
   return { ...env, ...extra };
