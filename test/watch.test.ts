@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,6 +39,14 @@ function version(s: Scenario, srv: TestServer, v: string): string {
   return `src: ${v}.tar\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\ncommands:\n  post: ["echo ${v} >> ${s.out}/deployed"]\n  success: ["cat > ${s.out}/success-${v}.log"]\n`;
 }
 
+/** The watch's own record says this many distinct manifests were deployed to completion (hooks included). */
+function recorded(s: Scenario): string | undefined {
+  const dir = path.join(s.state, 'watch');
+  if (!existsSync(dir)) return undefined;
+  const [file] = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  return file ? (JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { deployed_sha256?: string }).deployed_sha256 : undefined;
+}
+
 const deployed = (s: Scenario): string[] => (existsSync(`${s.out}/deployed`) ? readFileSync(`${s.out}/deployed`, 'utf8').trim().split('\n') : []);
 
 
@@ -61,11 +69,12 @@ test('watch: deploys v1, then v2 when the manifest changes, with conditional req
   const m = manifestEndpoint(srv, '/m.yml');
   m.set(version(s, srv, 'v1'));
   const w = startWatch(s, srv.url('/m.yml'));
-  await until(() => deployed(s).length === 1, 'v1');
-  await sleep(600);
-  assert.ok(m.conditionalHits() >= 2, 'polls send If-None-Match');
+  await until(() => deployed(s).length === 1 && recorded(s) !== undefined, 'v1 recorded');
+  await until(() => m.conditionalHits() >= 2, 'polls with If-None-Match');
+  const v1 = recorded(s);
   m.set(version(s, srv, 'v2'));
-  await until(() => deployed(s).length === 2, 'v2');
+  // Stopping only once the deploy is recorded: a SIGTERM during v2's hooks would (rightly) abort it.
+  await until(() => deployed(s).length === 2 && recorded(s) !== undefined && recorded(s) !== v1, 'v2 recorded');
   const r = await w.stop();
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(deployed(s), ['v1', 'v2']);
@@ -82,10 +91,13 @@ test('watch: a restarted watch does not redeploy what is already deployed', asyn
   const srv = await TestServer.start(t);
   manifestEndpoint(srv, '/m.yml').set(version(s, srv, 'v1'));
   const first = startWatch(s, srv.url('/m.yml'));
-  await until(() => deployed(s).length === 1, 'v1');
+  // Recorded, not merely past post: a SIGTERM during the hooks aborts the deploy, which then is not "deployed".
+  await until(() => recorded(s) !== undefined, 'v1 recorded');
   assert.equal((await first.stop()).code, 0);
+  const polled = srv.hitsOf('/m.yml');
   const second = startWatch(s, srv.url('/m.yml'));
-  await sleep(1000);
+  // Not a fixed sleep: the second watch must really have polled, twice, before the check means anything.
+  await until(() => srv.hitsOf('/m.yml') >= polled + 2, 'the restarted watch to poll');
   const r = await second.stop();
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(deployed(s), ['v1']);
@@ -125,12 +137,18 @@ test('watch: a failing deploy is retried with a growing backoff, capped at 10 in
   const srv = await TestServer.start(t);
   manifestEndpoint(srv, '/m.yml').set(`commands:\n  pre: ["echo x >> ${s.out}/attempts; exit 1"]\n`);
   const w = startWatch(s, srv.url('/m.yml'), ['--interval=100ms', '--jitter=0']);
-  await sleep(4500);
+  const attempts = (): number => (existsSync(`${s.out}/attempts`) ? readFileSync(`${s.out}/attempts`, 'utf8').trim().split('\n').length : 0);
+  // Six attempts means five waits, however slow the machine; then the log says how long each was.
+  await until(() => attempts() >= 6, 'six attempts', 60_000);
+  const started = Date.now();
+  const before = attempts();
+  await sleep(500);
   const r = await w.stop();
   assert.equal(r.code, 0, r.stderr);
+  assert.ok(attempts() - before <= 1, 'at most one attempt in half a second once capped: never a tight loop');
   const waits = [...r.stderr.matchAll(/trying again in (\S+)/g)].map((m) => m[1]);
-  assert.deepEqual(waits.slice(0, 4), ['200ms', '400ms', '800ms', '1.00s']);
-  assert.ok(waits.length >= 4 && waits.length <= 7, `attempts: ${waits.length}`);
+  assert.deepEqual(waits.slice(0, 5), ['200ms', '400ms', '800ms', '1.00s', '1.00s']);
+  assert.ok(Date.now() - started >= 500);
   assert.ok(waits.slice(3).every((w) => w === '1.00s'), 'capped at 10 intervals');
   assert.match(r.stderr, /retrying the deploy of \S+ \(failed 1 time\)/);
 });
