@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -61,6 +61,8 @@ test('a lock held by a SIGKILLed deploy never blocks the next one; its temp file
   assert.ok(readdirSync(s.tmp).some((n) => n.startsWith(`stretcher-${pid}-`)), 'the download sits in a work dir');
   process.kill(pid, 'SIGKILL');
   await killed;
+  // Nothing can clean up after SIGKILL, which is the point; the orphaned hook is ended here, not left to run.
+  t.after(() => void spawnSync('pkill', ['-f', `${s.out}/in-pre`]));
   // The killed process's hook (sleep) may linger; the lock must not depend on it.
   s.manifest(`${s.archive(tar([{ path: 'v2' }]))}`, 'manifest.yml');
   const next = await s.run(`${s.root}/manifest.yml`, { args: ['--lock-timeout', '5s'] });
