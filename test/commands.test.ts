@@ -85,10 +85,11 @@ test('serf variables reach the commands', async (t) => {
 
 test('a daemon started by post does not hang the deploy', async (t) => {
   const s = new Scenario(t);
-  s.manifest(`commands:\n  post: ["sleep 30 &", "echo started"]\n`);
+  s.manifest(`commands:\n  post: ["sleep 30 & echo $! > ${s.out}/daemon", "echo started"]\n`);
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /started/);
+  process.kill(Number(read(`${s.out}/daemon`)), 'SIGKILL');
 });
 
 // behaviour.md section 5, row by row.

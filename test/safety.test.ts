@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -54,15 +54,23 @@ test('--lock-timeout: the second deploy gives up clearly, naming the holder', as
 
 test('a lock held by a SIGKILLed deploy never blocks the next one; its temp files are removed by the next run', async (t) => {
   const s = new Scenario(t);
-  s.manifest(`${s.archive(tar([{ path: 'v2' }]))}commands:\n  pre: ["touch ${s.out}/in-pre; sleep 60"]\n`);
+  // $$ is the hook's shell, leader of its own process group (stretcher starts every command that way).
+  s.manifest(`${s.archive(tar([{ path: 'v2' }]))}commands:\n  pre: ["echo $$ > ${s.out}/hook-group; touch ${s.out}/in-pre; sleep 60"]\n`);
   let pid = 0;
   const killed = s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (pid = p) });
   await until(() => existsSync(`${s.out}/in-pre`), 'pre to start');
   assert.ok(readdirSync(s.tmp).some((n) => n.startsWith(`stretcher-${pid}-`)), 'the download sits in a work dir');
   process.kill(pid, 'SIGKILL');
   await killed;
-  // Nothing can clean up after SIGKILL, which is the point; the orphaned hook is ended here, not left to run.
-  t.after(() => void spawnSync('pkill', ['-f', `${s.out}/in-pre`]));
+  // Nothing can clean up after SIGKILL, which is the point; the orphaned hook's group is ended here.
+  const group = Number(readFileSync(`${s.out}/hook-group`, 'utf8'));
+  t.after(() => {
+    try {
+      process.kill(-group, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
   // The killed process's hook (sleep) may linger; the lock must not depend on it.
   s.manifest(`${s.archive(tar([{ path: 'v2' }]))}`, 'manifest.yml');
   const next = await s.run(`${s.root}/manifest.yml`, { args: ['--lock-timeout', '5s'] });
