@@ -1,11 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fetchBytes } from './download.js';
 import { errorMessage } from './errors.js';
 import type { Log } from './log.js';
 import { ManifestError } from './manifest/errors.js';
-import { manifestFromText, MAX_MANIFEST_BYTES } from './manifest/load.js';
-import { parseSourceUrl } from './source/index.js';
+import { loadManifest } from './manifest/load.js';
 import { USER_AGENT } from './version.js';
 
 /**
@@ -16,24 +13,20 @@ import { USER_AGENT } from './version.js';
 export async function validateCommand(targets: string[], env: NodeJS.ProcessEnv, log: Log): Promise<number> {
   let failed = 0;
   for (const target of targets) {
+    // The same loading as a deploy's (fetch, binary check, src resolved against the final URL): what
+    // validate accepts, a deploy accepts. A plain path is a file.
     const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(target);
     try {
-      const url = isUrl ? parseSourceUrl(target).toString() : `file://${path.resolve(target)}`;
-      const text = isUrl
-        ? (
-            await fetchBytes(new URL(url), MAX_MANIFEST_BYTES, 'manifest', {
-              retry: 0,
-              retryWaitMs: 0,
-              timeoutMs: 30_000,
-              stallMs: 30_000,
-              signal: new AbortController().signal,
-              log,
-              userAgent: USER_AGENT,
-              env,
-            })
-          ).bytes.toString('utf8')
-        : await readFile(target, 'utf8');
-      const { warnings } = manifestFromText(text, url, env);
+      const { warnings } = await loadManifest(isUrl ? target : path.resolve(target), {
+        retry: 0,
+        retryWaitMs: 0,
+        timeoutMs: 30_000,
+        stallMs: 30_000,
+        signal: new AbortController().signal,
+        log,
+        userAgent: USER_AGENT,
+        env,
+      });
       for (const w of warnings) process.stdout.write(`${target}: warning: ${w}\n`);
       process.stdout.write(`${target}: ok\n`);
     } catch (err) {
