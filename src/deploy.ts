@@ -15,10 +15,9 @@ import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
 import type { Archive, Manifest } from './manifest/types.js';
 import { redactUrl } from './redact.js';
-import { isAlive } from './pid.js';
 import { parseSourceUrl } from './source/index.js';
 import { strategyFor } from './sync/index.js';
-import { recoverDebris } from './sync/debris.js';
+import { recoverDebris, removeDeadDebris, WORK_DEBRIS } from './sync/debris.js';
 
 export interface DeployOptions {
   transfer: Omit<TransferOptions, 'signal' | 'log' | 'env'>;
@@ -109,7 +108,7 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
       }
       Object.assign(env, prepared.env);
       release = prepared.release;
-      await removeWorkDebris(log);
+      await removeDeadDebris(tmpdir(), WORK_DEBRIS, log);
       await recoverDebris(manifest.dest, log);
       workDir = await mkdtemp(path.join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
       staging = await strategy.createStaging(manifest.dest, workDir);
@@ -234,17 +233,6 @@ function hookEnv(manifest: Manifest | undefined, base: NodeJS.ProcessEnv): NodeJ
   };
 }
 
-/** Work directories of stretcher processes that were killed (SIGKILL, power loss) before cleaning up. */
-async function removeWorkDebris(log: Log): Promise<void> {
-  const base = tmpdir();
-  const names = await readdir(base).catch(() => [] as string[]);
-  for (const name of names) {
-    const m = /^stretcher-(\d+)-/.exec(name);
-    if (!m || isAlive(Number(m[1]))) continue;
-    await rm(path.join(base, name), { recursive: true, force: true }).catch(() => {});
-    log.info(`removed ${path.join(base, name)}, left by an interrupted deploy`);
-  }
-}
 
 async function emptyDir(dir: string): Promise<void> {
   for (const name of await readdir(dir)) await rm(path.join(dir, name), { recursive: true, force: true });

@@ -41,10 +41,15 @@ export async function recoverDebris(dest: string, log: Log): Promise<void> {
   }
 }
 
-/** Staging trees (`.<name>.stretcher-new-<pid>-...`) in `dir` left by processes that no longer exist. */
-export async function removeDeadStaging(dir: string, log: Log): Promise<void> {
+/** Staging trees (`.<name>.stretcher-new-<pid>-...`) left by deploys that were killed. */
+export const STAGING_DEBRIS = /^\..*\.stretcher-new-(\d+)-/;
+/** Work directories in TMPDIR (`stretcher-<pid>-...`) left by deploys that were killed. */
+export const WORK_DEBRIS = /^stretcher-(\d+)-/;
+
+/** Removes the entries of `dir` whose name matches `pattern` and whose pid (its first group) is dead. */
+export async function removeDeadDebris(dir: string, pattern: RegExp, log: Log): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const m = /^\..*\.stretcher-new-(\d+)-/.exec(name);
+    const m = pattern.exec(name);
     if (!m || isAlive(Number(m[1]))) continue;
     await rm(path.join(dir, name), { recursive: true, force: true });
     log.info(`removed ${path.join(dir, name)}, left by an interrupted deploy`);

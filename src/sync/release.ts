@@ -4,7 +4,7 @@ import type { Log } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
 import { redactUrl } from '../redact.js';
 import { ReleaseStore } from '../release/store.js';
-import { removeDeadStaging } from './debris.js';
+import { removeDeadDebris, STAGING_DEBRIS } from './debris.js';
 import { pruneExcluded } from './excludes.js';
 import type { SyncStrategy } from './types.js';
 
@@ -37,7 +37,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
         };
       }
       await store.ensureDir();
-      await removeDeadStaging(store.dir, log);
+      await removeDeadDebris(store.dir, STAGING_DEBRIS, log);
       id = await store.freeId(manifest.identity);
       return {
         release: id,
