@@ -212,13 +212,10 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
       done();
     },
     final(done) {
-      if (spool) {
-        spool.end(done);
-        return;
-      }
       try {
+        // An archive shorter than a tar header is detected only now.
         if (format === undefined) start();
-        if (spool) return (spool as WriteStream).end(done);
+        if (spool) return void spool.end(done);
         if (unpack && !fatal) unpack.end();
       } catch (err) {
         corrupt((err as Error).message);
