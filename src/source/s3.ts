@@ -23,12 +23,7 @@ async function s3Client(env: NodeJS.ProcessEnv): Promise<{ client: S3Client; sdk
     const profile = !env.AWS_PROFILE && env.AWS_DEFAULT_PROFILE ? env.AWS_DEFAULT_PROFILE : undefined;
     // Go's SDK honoured HTTPS_PROXY/NO_PROXY; the JS SDK does not unless given an agent.
     const proxy = proxyFor(new URL(endpoint ?? `https://s3.${region ?? 'us-east-1'}.amazonaws.com`), env);
-    const requestHandler = proxy
-      ? new (await import('@smithy/node-http-handler')).NodeHttpHandler({
-          httpAgent: new (await import('hpagent')).HttpProxyAgent({ proxy }),
-          httpsAgent: new (await import('hpagent')).HttpsProxyAgent({ proxy }),
-        })
-      : undefined;
+    const requestHandler = proxy ? await proxiedHandler(proxy) : undefined;
     client = new sdk.S3Client({
       ...(requestHandler ? { requestHandler } : {}),
       ...(region ? { region } : {}),
@@ -90,4 +85,10 @@ function describeS3Error(err: unknown, shown: string, bucket: string, signal: Ab
   if (status === 404) return new StretcherError(`${shown}: not found (HTTP 404)`);
   if (status === 403) return new StretcherError(`${shown}: access denied (HTTP 403)`);
   return new StretcherError(text);
+}
+
+/** An SDK request handler whose connections go through `proxy` (loaded only when a proxy is set). */
+async function proxiedHandler(proxy: string): Promise<import('@smithy/node-http-handler').NodeHttpHandler> {
+  const [{ NodeHttpHandler }, { HttpProxyAgent, HttpsProxyAgent }] = await Promise.all([import('@smithy/node-http-handler'), import('hpagent')]);
+  return new NodeHttpHandler({ httpAgent: new HttpProxyAgent({ proxy }), httpsAgent: new HttpsProxyAgent({ proxy }) });
 }
