@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { CLI, cleanEnv } from './helpers/cli.js';
 import { Scenario } from './helpers/scenario.js';
 import { serf, startAgent } from './helpers/serf.js';
-import { until } from './helpers/wait.js';
+import { until, untilLine } from './helpers/wait.js';
 import { sha1, tar } from './helpers/tar.js';
 
 test('serf: three real agents each deploy a user event into their own dest; a catch-all handler ignores member-join', async (t) => {
@@ -40,12 +40,12 @@ commands:
   for (const n of ['a', 'b', 'c', 'd']) {
     // User events are gossiped over UDP, best effort: under load a lost message is made good by the next
     // push/pull sync (every 15 s with -profile=local), so allow for one or two of those.
-    await until(() => existsSync(path.join(nodes, n, 'seen')), `the deploy on node ${n}`, 60_000).catch((err: Error) => {
+    const seen = await untilLine(path.join(nodes, n, 'seen'), `the deploy on node ${n}`, 60_000).catch((err: Error) => {
       const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : '(none)');
       throw new Error(`${err.message}\nhandler log:\n${read(`${s.out}/${n}.log`)}\nagent log:\n${read(`${s.out}/serf-${n}.log`).slice(-3000)}`);
     });
     assert.equal(readFileSync(path.join(nodes, n, 'app', 'index.html'), 'utf8'), 'v2', n);
-    assert.equal(readFileSync(path.join(nodes, n, 'seen'), 'utf8'), `deploy ${n}\n`);
+    assert.equal(seen, `deploy ${n}\n`);
   }
   await until(() => readFileSync(`${s.out}/d.exits`, 'utf8').includes('user:'), 'the user event at d', 60_000);
   const exits = readFileSync(`${s.out}/d.exits`, 'utf8').trim().split('\n');

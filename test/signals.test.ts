@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listTree, Scenario } from './helpers/scenario.js';
 import { tar } from './helpers/tar.js';
-import { until } from './helpers/wait.js';
+import { until, untilLine } from './helpers/wait.js';
 
 
 /** Running, as opposed to gone or a zombie (some container inits never reap orphans). */
@@ -33,8 +33,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
 `);
     let pid = 0;
     const run = s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (pid = p) });
-    await until(() => existsSync(`${s.out}/grandchild`), `${s.out}/grandchild`);
-    const grandchild = Number(readFileSync(`${s.out}/grandchild`, 'utf8'));
+    const grandchild = Number(await untilLine(`${s.out}/grandchild`, 'the grandchild pid'));
     assert.ok(alive(grandchild));
     process.kill(pid, sig);
     const r = await run;

@@ -37,6 +37,9 @@ export async function startAgent(t: TestContext, name: string, handlers: string[
     ['agent', `-node=${name}`, `-bind=${bind}`, `-rpc-addr=${rpc}`, '-profile=local', '-log-level=info', ...handlers.map((h) => `-event-handler=${h}`)],
     { env, stdio: ['ignore', fd, fd] },
   );
+  // Without the serf package the spawn fails asynchronously: report that, not an uncaught ENOENT.
+  let spawnError: Error | undefined;
+  child.once('error', (err) => (spawnError = err));
   t.after(async () => {
     if (child.exitCode === null) {
       child.kill('SIGTERM');
@@ -44,7 +47,10 @@ export async function startAgent(t: TestContext, name: string, handlers: string[
       if ((await Promise.race([exited, sleep(3000, 'timeout')])) === 'timeout') child.kill('SIGKILL');
     }
   });
-  await until(async () => (await serf('members', `-rpc-addr=${rpc}`)).length > 0, `agent ${name} RPC on ${rpc}`);
+  await until(async () => {
+    if (spawnError) throw new Error(`cannot start serf (install Debian's serf package, as .ci/run does): ${spawnError.message}`);
+    return (await serf('members', `-rpc-addr=${rpc}`)).length > 0;
+  }, `agent ${name} RPC on ${rpc}`);
   return { name, bind, rpc, process: child, logFile };
 }
 
