@@ -3,7 +3,7 @@
 #   echo s3://example-bucket/app/manifest.yml | docker run -i --rm -v /srv:/srv -e AWS_REGION stretcher
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
-COPY package.json package-lock.json ./
+COPY package.json npm-shrinkwrap.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src

@@ -28,11 +28,20 @@ test('npm pack yields a package that installs on a clean prefix and deploys from
   const files = (info[0]?.files ?? []).map((f) => f.path);
   assert.ok(files.includes('dist/cli.js'));
   assert.ok(files.includes('schemas/manifest.schema.json'));
+  // The exact dependency tree we test ships with the package: a global install does not re-resolve it.
+  assert.ok(files.includes('npm-shrinkwrap.json'), files.join(' '));
   assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('src/') || f.endsWith('.map')), files.join(' '));
 
+  // Install as the README says: unpack, `npm ci --omit=dev` against the shipped shrinkwrap, link the bin.
+  // (`npm install -g x.tgz` would re-resolve every transitive range from the registry: npm ignores a local
+  // tarball's shrinkwrap, npm/cli#5325, so the tree would not be the one we tested.)
   const prefix = path.join(s.root, 'prefix');
-  const tarball = path.join(packDir, info[0]?.filename as string);
-  await exec('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', tarball], { env: npmEnv(), maxBuffer: 1 << 24 });
+  const home = path.join(s.root, 'opt', 'stretcher');
+  mkdirSync(home, { recursive: true });
+  await exec('tar', ['xzf', path.join(packDir, info[0]?.filename as string), '-C', home, '--strip-components=1']);
+  await exec('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: home, env: npmEnv(), maxBuffer: 1 << 24 });
+  assert.ok(!existsSync(path.join(home, 'node_modules', 'typescript')), 'no dev dependencies installed');
+  await exec('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', '--offline', home], { env: npmEnv(), maxBuffer: 1 << 24 });
   const bin = path.join(prefix, 'bin', 'stretcher');
   assert.ok(existsSync(bin));
   const version = await exec(bin, ['--version'], { env: npmEnv() });
