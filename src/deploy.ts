@@ -202,7 +202,12 @@ async function unpackArchives(archives: readonly Archive[], staging: string, wor
   }
   for (const file of files) {
     const extractor = createExtractor(staging, limits, log, spool);
-    await pipeline(createReadStream(file), extractor.sink, { signal: transfer.signal });
+    try {
+      await pipeline(createReadStream(file), extractor.sink, { signal: transfer.signal });
+    } catch (err) {
+      await extractor.close();
+      throw err;
+    }
     await extractor.finish();
     await rm(file, { force: true });
   }

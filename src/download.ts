@@ -145,6 +145,8 @@ export interface Sink<T> {
   sink: Writable;
   /** Called once the checksum matched. */
   finish(): Promise<T>;
+  /** Called when the attempt fails, before any retry: stops whatever the sink still has in progress. */
+  close?(): Promise<void>;
 }
 
 /**
@@ -171,13 +173,18 @@ export async function downloadVerified<T>(url: URL, checksum: Checksum, opts: Tr
     const sinks = [hasher, target.sink];
     let downloaded: number;
     try {
-      downloaded = await transfer(url.toString(), opened, sinks, opts, signal, true);
-    } finally {
-      progress.done();
-    }
-    const actual = hash.digest('hex');
-    if (actual !== checksum.hex) {
-      throw new StretcherError(`checksum mismatch for ${shown}: expected ${checksum.algorithm} ${checksum.hex}, got ${actual}`);
+      try {
+        downloaded = await transfer(url.toString(), opened, sinks, opts, signal, true);
+      } finally {
+        progress.done();
+      }
+      const actual = hash.digest('hex');
+      if (actual !== checksum.hex) {
+        throw new StretcherError(`checksum mismatch for ${shown}: expected ${checksum.algorithm} ${checksum.hex}, got ${actual}`);
+      }
+    } catch (err) {
+      await target.close?.();
+      throw err;
     }
     const ms = performance.now() - started;
     opts.log.info(`downloaded ${shown}: ${formatBytes(downloaded)} in ${formatDuration(ms)}, ${checksum.algorithm} verified`, {

@@ -73,24 +73,32 @@ test('SIGTERM ends --random-delay at once', async (t) => {
   assert.ok(Date.now() - started < 15_000, 'sanity bound');
 });
 
-test('SIGTERM during a download removes the partial file', async (t) => {
-  const s = new Scenario(t);
-  const { TestServer } = await import('./helpers/http.js');
-  const srv = await TestServer.start(t);
-  const body = tar([{ path: 'big', body: Buffer.alloc(1_000_000) }]);
-  srv.file('/m.yml', `src: a.tar\nchecksum: ${(await import('./helpers/tar.js')).sha1(body)}\ndest: ${s.dest}\ncommands:\n  failure: ["touch ${s.out}/failed"]\n`);
-  srv.route('/a.tar', (_q, res) => {
-    res.writeHead(200, { 'content-length': body.length });
-    res.write(body.subarray(0, 300_000));
+for (const [what, entries] of [
+  ['one file', [{ path: 'big', body: Buffer.alloc(1_000_000) }]],
+  // Past 500 files, writer threads are busy with the archive when the signal comes.
+  ['600 files, written by threads', [...Array.from({ length: 600 }, (_, i) => ({ path: `d${i % 10}/f${i}`, body: 'x'.repeat(1000) })), { path: 'big', body: Buffer.alloc(1_000_000) }]],
+] as const) {
+  test(`SIGTERM during a download removes the partial file and the partial tree (${what})`, async (t) => {
+    const s = new Scenario(t);
+    const { TestServer } = await import('./helpers/http.js');
+    const srv = await TestServer.start(t);
+    const body = tar([...entries]);
+    srv.file('/m.yml', `src: a.tar\nchecksum: ${(await import('./helpers/tar.js')).sha1(body)}\ndest: ${s.dest}\ncommands:\n  failure: ["touch ${s.out}/failed"]\n`);
+    srv.route('/a.tar', (_q, res) => {
+      res.writeHead(200, { 'content-length': body.length });
+      // Stops inside the last (big) file.
+      res.write(body.subarray(0, body.length - 700_000));
+    });
+    let pid = 0;
+    const run = s.run(srv.url('/m.yml'), { onSpawn: (p) => (pid = p) });
+    const until = Date.now() + 15_000;
+    while (srv.hitsOf('/a.tar') === 0 && Date.now() < until) await sleep(20);
+    await sleep(300);
+    process.kill(pid, 'SIGTERM');
+    const r = await run;
+    assert.equal(r.code, 143, r.stderr);
+    assert.ok(existsSync(`${s.out}/failed`));
+    assert.equal(existsSync(s.dest), false);
+    assert.deepEqual(s.leftovers(), []);
   });
-  let pid = 0;
-  const run = s.run(srv.url('/m.yml'), { onSpawn: (p) => (pid = p) });
-  const until = Date.now() + 15_000;
-  while (srv.hitsOf('/a.tar') === 0 && Date.now() < until) await sleep(20);
-  await sleep(200);
-  process.kill(pid, 'SIGTERM');
-  const r = await run;
-  assert.equal(r.code, 143, r.stderr);
-  assert.ok(existsSync(`${s.out}/failed`));
-  assert.deepEqual(s.leftovers(), []);
-});
+}

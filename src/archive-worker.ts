@@ -1,0 +1,57 @@
+import { closeSync } from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+import { completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './archive-writer.js';
+import type { Piece, WriterBatch, WriterError, WriterReply } from './writer-pool.js';
+
+/** A writer thread (writer-pool.ts): writes the files it is sent and hands each batch's buffer back. */
+const open = new Map<number, { fd: number; entry: FileEntry }>();
+// Files whose first piece failed: their later pieces are dropped.
+const failed = new Set<number>();
+
+parentPort?.on('message', (batch: WriterBatch) => {
+  const errors: WriterError[] = [];
+  if (batch.abandon) {
+    for (const { fd } of open.values()) closeQuietly(fd);
+    open.clear();
+    failed.clear();
+  }
+  for (const piece of batch.pieces) {
+    const error = write(piece, new Uint8Array(batch.buffer, piece.offset, piece.length));
+    if (error) errors.push(error);
+  }
+  const reply: WriterReply = { buffer: batch.buffer, errors };
+  parentPort?.postMessage(reply, [batch.buffer]);
+});
+
+function write(piece: Piece, bytes: Uint8Array): WriterError | undefined {
+  let file = open.get(piece.id);
+  try {
+    if (failed.has(piece.id)) {
+      if (piece.last) failed.delete(piece.id);
+      return undefined;
+    }
+    if (piece.entry) {
+      file = { fd: createEntryFile(piece.entry), entry: piece.entry };
+      open.set(piece.id, file);
+    }
+    if (!file) throw new Error(`no open file for piece ${piece.id}`);
+    writeChunks(file.fd, [bytes]);
+    if (piece.last) {
+      open.delete(piece.id);
+      completeEntryFile(file.fd, file.entry);
+    }
+    return undefined;
+  } catch (err) {
+    if (file && open.delete(piece.id)) closeQuietly(file.fd);
+    if (!piece.last) failed.add(piece.id);
+    return { rel: piece.entry?.rel ?? file?.entry.rel ?? '', message: (err as Error).message, conflict: err instanceof EntryConflictError };
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed by completeEntryFile
+  }
+}

@@ -1,0 +1,58 @@
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, unlinkSync, writeSync } from 'node:fs';
+
+/**
+ * The syscalls that write one regular file of an archive. Shared by the main thread and the writer threads
+ * (archive-worker.ts), so it imports nothing but node:fs: every module it loads is loaded again per thread.
+ */
+export interface FileEntry {
+  /** Path relative to the staging root, for messages. */
+  rel: string;
+  abs: string;
+  mode: number;
+  /** Seconds since the epoch, as futimes takes them. */
+  mtime?: number;
+  atime?: number;
+  /** Set only when running as root: owners are kept then, as GNU tar and node-tar do. */
+  owner?: { uid: number; gid: number };
+}
+
+export class EntryConflictError extends Error {
+  override name = 'EntryConflictError';
+}
+
+// O_EXCL with O_NOFOLLOW: never opens what is already there, so nothing is written through a symlink (one an
+// earlier layer left, say). Created private and given its real mode only once owned and complete.
+const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** Opens a new file at entry.abs; an existing file or symlink there is replaced, a directory is an error. */
+export function createEntryFile(entry: FileEntry): number {
+  try {
+    return openSync(entry.abs, CREATE, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  if (lstatSync(entry.abs).isDirectory()) {
+    throw new EntryConflictError(`archive entry ${JSON.stringify(entry.rel)} is a file where a directory already is`);
+  }
+  // A later entry, or a later layer, with the same path replaces the earlier one, as in GNU tar.
+  unlinkSync(entry.abs);
+  return openSync(entry.abs, CREATE, 0o600);
+}
+
+export function writeChunks(fd: number, chunks: readonly Uint8Array[]): void {
+  for (const chunk of chunks) {
+    let offset = 0;
+    while (offset < chunk.length) offset += writeSync(fd, chunk, offset);
+  }
+}
+
+/** Owner, then mode (chown clears setuid bits), then times; closes fd whatever happens. */
+export function completeEntryFile(fd: number, entry: FileEntry): void {
+  try {
+    if (entry.owner) fchownSync(fd, entry.owner.uid, entry.owner.gid);
+    fchmodSync(fd, entry.mode & 0o7777);
+    if (entry.mtime !== undefined) futimesSync(fd, entry.atime ?? entry.mtime, entry.mtime);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,366 @@
+import { closeSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmod, lchown, link, lstat, unlink, utimes } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { Parser, type ReadEntry } from 'tar';
+import { formatBytes } from './bandwidth.js';
+import { createDeferredLink, HostileArchiveError, safeRelative, type DeferredLink } from './archive-tree.js';
+import { completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './archive-writer.js';
+import { StretcherError } from './errors.js';
+import type { Log } from './log.js';
+import { BATCH_BYTES, WriterPool, type WriterError } from './writer-pool.js';
+
+export interface ExtractLimits {
+  maxBytes: number;
+  maxEntries: number;
+}
+
+/** Small archives are written on the main thread: starting writer threads costs ~40 ms and ~9 MB each. */
+const POOL_AFTER_FILES = 500;
+/** Batch memory handed to writer threads and not yet written: reading pauses above HIGH until below LOW. */
+const HIGH_WATER = 4 << 20;
+const LOW_WATER = 2 << 20;
+
+interface RestoredDir {
+  rel: string;
+  mode?: number;
+  mtime?: Date;
+  owner?: { uid: number; gid: number };
+}
+
+interface HardLink {
+  rel: string;
+  target: string;
+}
+
+/**
+ * Unpacks a tar or tar.gz stream into `staging`, which must be private to this deploy: node-tar parses and
+ * inflates, and this class decides what each entry may do and writes it.
+ *
+ * Safety, decided per case (README, "Archives"):
+ * - `..` in a path, and hard links that leave the tree, fail the deploy: a half-extracted hostile archive
+ *   must not be deployed. A leading `/` is stripped, as GNU tar does;
+ * - symlinks and hard links are made only after every file is written, so no entry is ever written through
+ *   one; each component of every parent directory is checked to be a real directory;
+ * - files are created with O_EXCL|O_NOFOLLOW: an existing file or symlink (an earlier layer's) is unlinked
+ *   and replaced, never opened;
+ * - device files and FIFOs are skipped with a warning;
+ * - size and entry-count limits stop decompression bombs.
+ * Modes are exact (the umask is not applied), owners are kept when running as root, and directory modes and
+ * mtimes are restored after their contents are written, as GNU tar does.
+ */
+export class TarUnpacker {
+  private readonly parser: Parser;
+  private entries = 0;
+  private bytes = 0;
+  private fatal: Error | undefined;
+  private readonly symlinks = new Map<string, DeferredLink>();
+  private readonly hardLinks = new Map<string, HardLink>();
+  private readonly dirs: RestoredDir[] = [];
+  /** Directories known to be real directories in staging (created or checked by this unpacker). */
+  private readonly realDirs = new Set<string>(['']);
+  /** Files this archive has written, so that a later directory at the same path is refused, not raced. */
+  private readonly files = new Set<string>();
+  private readonly isRoot = process.getuid?.() === 0;
+  private readonly now = Date.now() / 1000;
+  private readonly threads = Math.min(2, availableParallelism());
+  private written = 0;
+  private pool: WriterPool | undefined;
+  private nextId = 0;
+  /** The file being written on the main thread, closed if the archive ends inside it. */
+  private openFd: number | undefined;
+
+  constructor(
+    private readonly staging: string,
+    private readonly limits: ExtractLimits,
+    private readonly log: Log,
+  ) {
+    this.parser = new Parser({
+      strict: false,
+      // The default ratio of 1000 rejects legitimate sparse archives; size is bounded by maxBytes instead.
+      maxDecompressionRatio: Number.MAX_SAFE_INTEGER,
+      onwarn: (code: string, message: string | Error) => {
+        const text = message instanceof Error ? message.message : message;
+        if (code === 'TAR_ENTRY_INFO') log.warn(`archive: ${text}`);
+        // A damaged header is corruption.
+        else if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_BAD_ARCHIVE') this.corrupt(text);
+        else this.fatal ??= new HostileArchiveError(`refusing the archive: ${text}`);
+      },
+    });
+    this.parser.on('entry', (entry: ReadEntry) => this.onEntry(entry));
+    this.parser.on('error', (err: Error) => this.corrupt(err.message.replace(/^TAR_BAD_ARCHIVE: /, '')));
+  }
+
+  write(chunk: Buffer): void {
+    if (this.fatal) return;
+    try {
+      this.parser.write(chunk);
+      this.pool?.flush();
+    } catch (err) {
+      this.corrupt((err as Error).message);
+    }
+  }
+
+  end(): void {
+    if (this.fatal) return;
+    try {
+      this.parser.end();
+    } catch (err) {
+      this.corrupt((err as Error).message);
+    }
+  }
+
+  /** A promise to wait on before the next chunk, while writer threads have too much to write. */
+  backpressure(): Promise<void> | undefined {
+    if (!this.pool || this.pool.bytesInFlight < HIGH_WATER) return undefined;
+    return this.pool.below(LOW_WATER);
+  }
+
+  /** Waits for every write, then makes links and restores directories; throws what went wrong. */
+  async finish(): Promise<{ entries: number; bytes: number }> {
+    try {
+      if (this.pool) {
+        await this.pool.idle();
+        if (this.pool.error) this.stop(this.writerError(this.pool.error));
+      }
+      if (this.fatal) throw this.fatal;
+      for (const hard of this.hardLinks.values()) await this.makeHardLink(hard);
+      for (const symlink of this.symlinks.values()) await createDeferredLink(this.staging, symlink, this.isRoot);
+      // Deepest first, so that a read-only parent does not stop its children being fixed.
+      for (const dir of this.dirs.reverse()) {
+        const abs = path.join(this.staging, dir.rel);
+        if (dir.owner) await lchown(abs, dir.owner.uid, dir.owner.gid);
+        if (dir.mode !== undefined) await chmod(abs, dir.mode & 0o7777);
+        if (dir.mtime) await utimes(abs, dir.mtime, dir.mtime);
+      }
+      return { entries: this.entries, bytes: this.bytes };
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Stops writing: after this resolves nothing more is created in staging and no file is left open. */
+  async close(): Promise<void> {
+    this.fatal ??= new StretcherError('unpacking was stopped');
+    if (this.openFd !== undefined) closeQuietly(this.openFd);
+    this.openFd = undefined;
+    await this.pool?.close();
+  }
+
+  private onEntry(e: ReadEntry): void {
+    if (this.fatal) return void e.resume();
+    this.entries++;
+    this.bytes += e.size ?? 0;
+    const { maxEntries, maxBytes } = this.limits;
+    if (this.entries > maxEntries) return this.stop(new StretcherError(`the archive has more than ${maxEntries} entries (--max-extract-entries)`), e);
+    if (this.bytes > maxBytes) return this.stop(new StretcherError(`the archive unpacks to more than ${formatBytes(maxBytes)} (--max-extract-size)`), e);
+    const rel = safeRelative(e.path);
+    if (rel === undefined) return this.stop(new HostileArchiveError(`refusing archive entry ${JSON.stringify(e.path)}: its path leaves the staging directory`), e);
+    if (e.path.startsWith('/')) this.log.warn(`archive: stripping / from absolute path ${JSON.stringify(e.path)}`);
+    // A later entry with the same path replaces an earlier one, as in GNU tar.
+    this.symlinks.delete(rel);
+    this.hardLinks.delete(rel);
+    try {
+      switch (e.type) {
+        case 'File':
+        case 'OldFile':
+        case 'ContiguousFile':
+          return this.file(e, rel);
+        case 'Directory':
+        case 'GNUDumpDir':
+          this.directory(e, rel);
+          break;
+        case 'SymbolicLink':
+          if (rel === '') return this.stop(new HostileArchiveError('refusing a symlink as the archive root'), e);
+          this.symlinks.set(rel, {
+            rel,
+            target: String(e.linkpath ?? ''),
+            ...(e.mtime ? { mtime: e.mtime } : {}),
+            ...(typeof e.uid === 'number' ? { uid: e.uid } : {}),
+            ...(typeof e.gid === 'number' ? { gid: e.gid } : {}),
+          });
+          break;
+        case 'Link': {
+          const target = safeRelative(String(e.linkpath ?? ''));
+          if (rel === '' || !target) {
+            return this.stop(new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(e.path)} points to ${JSON.stringify(e.linkpath)}, outside the staging directory`), e);
+          }
+          this.hardLinks.set(rel, { rel, target });
+          break;
+        }
+        case 'CharacterDevice':
+        case 'BlockDevice':
+        case 'FIFO':
+          this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not extracted`);
+          break;
+        default:
+          this.log.warn(`archive: skipped an entry: unsupported entry type: ${e.type} (${JSON.stringify(e.path)})`);
+      }
+    } catch (err) {
+      return this.stop(this.writeError(rel, err), e);
+    }
+    e.resume();
+  }
+
+  private directory(e: ReadEntry, rel: string): void {
+    this.realDir(rel, true);
+    this.dirs.push({
+      rel,
+      ...(typeof e.mode === 'number' ? { mode: e.mode } : {}),
+      ...(e.mtime ? { mtime: e.mtime } : {}),
+      ...this.ownerOf(e),
+    });
+  }
+
+  private file(e: ReadEntry, rel: string): void {
+    if (rel === '') throw new EntryConflictError('archive entry for the staging root is a file');
+    this.realDir(parentOf(rel), false);
+    if (this.realDirs.has(rel)) throw new EntryConflictError(`archive entry ${JSON.stringify(rel)} is a file where a directory already is`);
+    this.files.add(rel);
+    const entry: FileEntry = {
+      rel,
+      abs: path.join(this.staging, rel),
+      mode: typeof e.mode === 'number' ? e.mode : 0o644,
+      ...(e.mtime ? { mtime: e.mtime.getTime() / 1000, atime: e.atime ? e.atime.getTime() / 1000 : this.now } : {}),
+      ...this.ownerOf(e),
+    };
+    if (!this.pool && (this.written++ < POOL_AFTER_FILES || this.threads < 2)) this.writeHere(e, entry);
+    else this.writeThere(e, entry);
+  }
+
+  private writeHere(e: ReadEntry, entry: FileEntry): void {
+    const fd = createEntryFile(entry);
+    this.openFd = fd;
+    const fail = (err: unknown): void => {
+      closeQuietly(fd);
+      this.openFd = undefined;
+      this.stop(this.writeError(entry.rel, err));
+    };
+    e.on('data', (chunk: Buffer) => {
+      if (this.openFd !== fd) return;
+      try {
+        writeChunks(fd, [chunk]);
+      } catch (err) {
+        fail(err);
+      }
+    });
+    e.on('end', () => {
+      if (this.openFd !== fd) return;
+      this.openFd = undefined;
+      try {
+        completeEntryFile(fd, entry);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  }
+
+  private writeThere(e: ReadEntry, entry: FileEntry): void {
+    this.pool ??= new WriterPool(this.threads);
+    const pool = this.pool;
+    const thread = pool.route(entry.rel);
+    const id = this.nextId++;
+    let chunks: Buffer[] = [];
+    let bytes = 0;
+    let first = true;
+    const add = (last: boolean): void => {
+      pool.add(thread, id, first ? entry : undefined, chunks, bytes, last);
+      first = false;
+      chunks = [];
+      bytes = 0;
+    };
+    e.on('data', (chunk: Buffer) => {
+      let rest = chunk;
+      while (bytes + rest.length >= BATCH_BYTES) {
+        const take = BATCH_BYTES - bytes;
+        chunks.push(rest.subarray(0, take));
+        bytes += take;
+        rest = rest.subarray(take);
+        add(false);
+      }
+      if (rest.length > 0) {
+        chunks.push(rest);
+        bytes += rest.length;
+      }
+    });
+    e.on('end', () => add(true));
+  }
+
+  /** mkdir -p for rel, refusing to pass through a symlink or a file; `replace` lets rel itself replace one. */
+  private realDir(rel: string, replace: boolean): void {
+    if (this.realDirs.has(rel)) return;
+    this.realDir(parentOf(rel), false);
+    if (this.files.has(rel)) throw new EntryConflictError(`archive entry ${JSON.stringify(rel)} is a directory where the archive has a file`);
+    const abs = path.join(this.staging, rel);
+    const st = lstatOrUndefined(abs);
+    if (st && !st.isDirectory()) {
+      // Only an earlier layer can have left a symlink or file here: this archive's links are made last.
+      if (!replace) throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
+      unlinkSync(abs);
+    }
+    if (!st || !st.isDirectory()) mkdirSync(abs, { mode: 0o755 });
+    this.realDirs.add(rel);
+  }
+
+  private async makeHardLink(hard: HardLink): Promise<void> {
+    this.realDir(parentOf(hard.rel), false);
+    const target = path.join(this.staging, hard.target);
+    const st = await lstat(target).catch(() => undefined);
+    if (!st?.isFile()) {
+      throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which is not a file in the archive`);
+    }
+    const abs = path.join(this.staging, hard.rel);
+    const existing = await lstat(abs).catch(() => undefined);
+    if (existing?.isDirectory()) throw new EntryConflictError(`archive entry ${JSON.stringify(hard.rel)} is a hard link where a directory already is`);
+    if (existing) await unlink(abs);
+    await link(target, abs);
+  }
+
+  private ownerOf(e: ReadEntry): { owner?: { uid: number; gid: number } } {
+    return this.isRoot && typeof e.uid === 'number' && typeof e.gid === 'number' ? { owner: { uid: e.uid, gid: e.gid } } : {};
+  }
+
+  private stop(err: Error, e?: ReadEntry): void {
+    this.fatal ??= err;
+    e?.resume();
+    // Stop inflating: a decompression bomb is not read to its end.
+    this.parser.abort(err);
+  }
+
+  private corrupt(text: string): void {
+    this.fatal ??= new StretcherError(`cannot unpack the archive: ${text === 'checksum failure' ? 'a tar header is corrupt (header checksum mismatch)' : text}`);
+  }
+
+  private writeError(rel: string, err: unknown): Error {
+    if (err instanceof StretcherError) return err;
+    if (err instanceof EntryConflictError) return new HostileArchiveError(`refusing the archive: ${err.message}`);
+    return new StretcherError(`cannot unpack ${JSON.stringify(rel)}: ${(err as Error).message}`);
+  }
+
+  private writerError(err: WriterError): Error {
+    if (err.conflict) return new HostileArchiveError(`refusing the archive: ${err.message}`);
+    return new StretcherError(err.rel ? `cannot unpack ${JSON.stringify(err.rel)}: ${err.message}` : `cannot unpack the archive: ${err.message}`);
+  }
+}
+
+function parentOf(rel: string): string {
+  const parent = path.posix.dirname(rel);
+  return parent === '.' ? '' : parent;
+}
+
+function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // the deploy is failing already; the error that matters is reported
+  }
+}
