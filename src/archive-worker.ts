@@ -9,6 +9,7 @@ const open = new Map<number, { fd: number; entry: FileEntry }>();
 const failed = new Set<number>();
 
 parentPort?.on('message', (batch: WriterBatch) => {
+  const started = performance.now();
   const errors: WriterError[] = [];
   if (batch.abandon) {
     for (const { fd } of open.values()) closeQuietly(fd);
@@ -19,7 +20,8 @@ parentPort?.on('message', (batch: WriterBatch) => {
     const error = write(piece, new Uint8Array(batch.buffer, piece.offset, piece.length));
     if (error) errors.push(error);
   }
-  const reply: WriterReply = { buffer: batch.buffer, errors };
+  const files = batch.pieces.reduce((n, p) => n + (p.entry ? 1 : 0), 0);
+  const reply: WriterReply = { buffer: batch.buffer, files, ms: performance.now() - started, errors };
   parentPort?.postMessage(reply, [batch.buffer]);
 });
 

@@ -20,6 +20,14 @@ const POOL_AFTER_FILES = 500;
 /** Batch memory handed to writer threads and not yet written: reading pauses above HIGH until below LOW. */
 const HIGH_WATER = 4 << 20;
 const LOW_WATER = 2 << 20;
+/**
+ * One writer thread beside the main thread (which inflates and parses) is fastest when creating a file is
+ * cheap (0.15 to 0.2 ms a file here, writing included): a second one only takes CPU from the main thread.
+ * When it is expensive (0.45 to 0.8 ms of kernel CPU on this machine's journal-less ext4 after many
+ * deletions), the writer is the bottleneck and a second one nearly halves the time (bench/RESULTS.md). A
+ * writer that falls behind and is slower than this per file gets a second one.
+ */
+const SLOW_FILE_MS = 0.35;
 
 interface RestoredDir {
   rel: string;
@@ -110,9 +118,13 @@ export class TarUnpacker {
     }
   }
 
-  /** A promise to wait on before the next chunk, while writer threads have too much to write. */
+  /**
+   * A promise to wait on before the next chunk, while writer threads have too much to write. When the
+   * writers keep falling behind, file creation is the bottleneck and a second thread is added.
+   */
   backpressure(): Promise<void> | undefined {
     if (!this.pool || this.pool.bytesInFlight < HIGH_WATER) return undefined;
+    if (this.pool.canGrow && (this.pool.msPerFile ?? 0) > SLOW_FILE_MS) return this.pool.grow();
     return this.pool.below(LOW_WATER);
   }
 

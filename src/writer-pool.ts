@@ -28,6 +28,9 @@ export interface WriterError {
 /** Writer thread to main thread: the batch is written, and its buffer comes back to be used again. */
 export interface WriterReply {
   buffer: ArrayBuffer;
+  /** How many files the batch created, and how long the thread took to write it. */
+  files: number;
+  ms: number;
   errors: WriterError[];
 }
 
@@ -35,53 +38,81 @@ export interface WriterReply {
 export const BATCH_BYTES = 256 * 1024;
 
 /**
- * Threads that create and write archive files while the main thread inflates and parses. On this machine's
- * disk a file's creation costs ~0.7 ms of kernel CPU, which GNU tar and a single thread pay one after
- * another; two threads keep both cores creating (bench/RESULTS.md). libuv's pool was measured too and did
- * not gain: its four threads interleave one file's syscalls with another's and contend in the kernel.
+ * Threads that create and write archive files while the main thread inflates and parses: one to begin
+ * with, more when the caller sees file creation is the bottleneck (tar-unpack.ts). On this machine's disk a
+ * file's creation can cost ~0.7 ms of kernel CPU (perf: ext4_create), which GNU tar and a single thread
+ * pay one after another. libuv's pool was measured too and did not gain: its four threads interleave one
+ * file's syscalls with another's and contend in the kernel.
  *
  * A path always goes to the same thread, so a later entry for it is written after the earlier one. Bytes
  * travel in 256 KiB buffers that are transferred to a thread and back, and reused: a buffer per file would
  * pile up as external memory in each thread until its next GC (+70 MB peak RSS, measured).
  */
 export class WriterPool {
-  private readonly workers: Worker[];
-  private readonly pending: number[];
-  private readonly batches: (WriterBatch | undefined)[];
+  private readonly workers: Worker[] = [];
+  private readonly pending: number[] = [];
+  private readonly batches: (WriterBatch | undefined)[] = [];
   private readonly spare: ArrayBuffer[] = [];
   private inflight = 0;
+  private filesQueued = 0;
+  private filesWritten = 0;
+  private busyMs = 0;
   private waiters: { below: number; resolve: () => void }[] = [];
   private failure: WriterError | undefined;
   private closed = false;
 
-  constructor(size: number) {
-    const url = new URL('./archive-worker.js', import.meta.url);
-    this.pending = Array.from({ length: size }, () => 0);
-    this.batches = Array.from({ length: size }, () => undefined);
-    this.workers = Array.from({ length: size }, (_, i) => {
-      const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
-      worker.on('message', (reply: WriterReply) => {
-        this.pending[i] = (this.pending[i] ?? 1) - 1;
-        this.inflight -= reply.buffer.byteLength;
-        this.spare.push(reply.buffer);
-        this.failure ??= reply.errors[0];
-        this.wake();
-      });
-      const died = (why: string): void => {
-        if (this.closed) return;
-        this.failure ??= { rel: '', message: `an archive writer thread ${why}`, conflict: false };
-        this.pending[i] = 0;
-        this.wake();
-      };
-      worker.on('error', (err) => died(`failed: ${err.message}`));
-      worker.on('exit', (code) => died(`exited with code ${code}`));
-      return worker;
+  /** Starts with one thread; grow() adds more, up to `maxThreads`. */
+  constructor(private readonly maxThreads: number) {
+    this.spawn();
+  }
+
+  get canGrow(): boolean {
+    return this.workers.length < this.maxThreads && !this.closed;
+  }
+
+  /**
+   * Adds a thread once every queued piece is written: paths are routed by the number of threads, so the
+   * change must not let a later entry for a path overtake an earlier one still queued on another thread.
+   */
+  async grow(): Promise<void> {
+    await this.idle();
+    if (this.canGrow) this.spawn();
+  }
+
+  private spawn(): void {
+    const i = this.workers.length;
+    this.pending.push(0);
+    this.batches.push(undefined);
+    const worker = new Worker(new URL('./archive-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
+    worker.on('message', (reply: WriterReply) => {
+      this.pending[i] = (this.pending[i] ?? 1) - 1;
+      this.inflight -= reply.buffer.byteLength;
+      this.filesQueued -= reply.files;
+      this.filesWritten += reply.files;
+      this.busyMs += reply.ms;
+      this.spare.push(reply.buffer);
+      this.failure ??= reply.errors[0];
+      this.wake();
     });
+    const died = (why: string): void => {
+      if (this.closed) return;
+      this.failure ??= { rel: '', message: `an archive writer thread ${why}`, conflict: false };
+      this.pending[i] = 0;
+      this.wake();
+    };
+    worker.on('error', (err) => died(`failed: ${err.message}`));
+    worker.on('exit', (code) => died(`exited with code ${code}`));
+    this.workers.push(worker);
   }
 
   /** The first error a thread reported; the pool keeps accepting work so that it can be drained. */
   get error(): WriterError | undefined {
     return this.failure;
+  }
+
+  /** What a file has cost a thread so far, on average, once enough have been written to tell. */
+  get msPerFile(): number | undefined {
+    return this.filesWritten >= 256 ? this.busyMs / this.filesWritten : undefined;
   }
 
   /** Memory held by batches sent and not yet written. */
@@ -117,9 +148,15 @@ export class WriterPool {
     batch.bytes += length;
   }
 
-  /** Sends every queued batch: called after each chunk of input, so that threads never wait for a full one. */
-  flush(): void {
-    this.batches.forEach((batch, thread) => batch && this.send(thread, batch));
+  /**
+   * Sends the batches worth sending, called after each chunk of input: a batch a quarter full, or any batch
+   * for a thread that has nothing left to write. Fewer, fuller messages: posting after every chunk took
+   * ~130 ms of the main thread's 1.3 s (--cpu-prof), and the large deploy 4% longer.
+   */
+  flush(all = false): void {
+    this.batches.forEach((batch, thread) => {
+      if (batch && (all || batch.bytes >= BATCH_BYTES / 4 || this.pending[thread] === 0)) this.send(thread, batch);
+    });
   }
 
   /** Resolves once fewer than `bytes` are waiting to be written. */
@@ -130,7 +167,7 @@ export class WriterPool {
 
   /** Resolves once every piece queued so far is written (or its thread is gone). */
   async idle(): Promise<void> {
-    this.flush();
+    this.flush(true);
     await this.below(0);
   }
 
@@ -138,7 +175,7 @@ export class WriterPool {
   async close(): Promise<void> {
     if (this.closed) return;
     // Threads share the process's descriptors: a file left open by a truncated archive would outlive them.
-    this.flush();
+    this.flush(true);
     this.workers.forEach((_, thread) => this.send(thread, { pieces: [], buffer: this.spare.pop() ?? new ArrayBuffer(0), bytes: 0, abandon: true }));
     await this.below(0);
     this.closed = true;
@@ -152,6 +189,7 @@ export class WriterPool {
     if (!worker || this.closed) return;
     this.pending[thread] = (this.pending[thread] ?? 0) + 1;
     this.inflight += batch.buffer.byteLength;
+    this.filesQueued += batch.pieces.reduce((n, p) => n + (p.entry ? 1 : 0), 0);
     worker.postMessage(batch, [batch.buffer]);
   }
 
