@@ -18,8 +18,8 @@ export interface ExtractLimits {
 /** Small archives are written on the main thread: starting writer threads costs ~40 ms and ~9 MB each. */
 const POOL_AFTER_FILES = 500;
 /** Batch memory handed to writer threads and not yet written: reading pauses above HIGH until below LOW. */
-const HIGH_WATER = 4 << 20;
-const LOW_WATER = 2 << 20;
+const HIGH_WATER = 2 << 20;
+const LOW_WATER = 1 << 20;
 /**
  * One writer thread beside the main thread (which inflates and parses) is fastest when creating a file is
  * cheap (0.15 to 0.2 ms a file here, writing included): a second one only takes CPU from the main thread.
@@ -339,7 +339,8 @@ export class TarUnpacker {
     this.parser.abort(err);
   }
 
-  private corrupt(text: string): void {
+  /** A problem found outside the tar stream itself (its gzip layer). */
+  corrupt(text: string): void {
     this.fatal ??= new StretcherError(`cannot unpack the archive: ${text === 'checksum failure' ? 'a tar header is corrupt (header checksum mismatch)' : text}`);
   }
 

@@ -83,7 +83,7 @@ export class WriterPool {
     const i = this.workers.length;
     this.pending.push(0);
     this.batches.push(undefined);
-    const worker = new Worker(new URL('./archive-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
+    const worker = new Worker(new URL('./archive-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 } });
     worker.on('message', (reply: WriterReply) => {
       this.pending[i] = (this.pending[i] ?? 1) - 1;
       this.inflight -= reply.buffer.byteLength;
