@@ -100,6 +100,8 @@ export class TarUnpacker {
   }
 
   write(chunk: Buffer): void {
+    // A writer thread's error ends the unpacking as soon as it is known, not after the last byte.
+    if (this.pool?.error) this.stop(this.writerError(this.pool.error));
     if (this.fatal) return;
     try {
       this.parser.write(chunk);
@@ -133,7 +135,7 @@ export class TarUnpacker {
     try {
       if (this.pool) {
         await this.pool.idle();
-        if (this.pool.error) this.stop(this.writerError(this.pool.error));
+        if (this.pool.error) this.fatal ??= this.writerError(this.pool.error);
       }
       if (this.fatal) throw this.fatal;
       for (const hard of this.hardLinks.values()) await this.makeHardLink(hard);
