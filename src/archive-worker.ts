@@ -1,6 +1,5 @@
-import { closeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './archive-writer.js';
+import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './archive-writer.js';
 import type { Piece, WriterBatch, WriterError, WriterReply } from './writer-pool.js';
 
 /** A writer thread (writer-pool.ts): writes the files it is sent and hands each batch's buffer back. */
@@ -47,13 +46,5 @@ function write(piece: Piece, bytes: Uint8Array): WriterError | undefined {
     if (file && open.delete(piece.id)) closeQuietly(file.fd);
     if (!piece.last) failed.add(piece.id);
     return { rel: piece.entry?.rel ?? file?.entry.rel ?? '', message: (err as Error).message, conflict: err instanceof EntryConflictError };
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed by completeEntryFile
   }
 }

@@ -56,3 +56,12 @@ export function completeEntryFile(fd: number, entry: FileEntry): void {
     closeSync(fd);
   }
 }
+
+/** Closes fd on a path that is failing already: the error that matters is reported elsewhere. */
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}

@@ -1,11 +1,11 @@
-import { closeSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { chmod, lchown, link, lstat, unlink, utimes } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { formatBytes } from './bandwidth.js';
 import { createDeferredLink, HostileArchiveError, safeRelative, type DeferredLink } from './archive-tree.js';
-import { completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './archive-writer.js';
+import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './archive-writer.js';
 import { StretcherError } from './errors.js';
 import type { Log } from './log.js';
 import { BATCH_BYTES, WriterPool, type WriterError } from './writer-pool.js';
@@ -245,26 +245,24 @@ export class TarUnpacker {
   private writeHere(e: ReadEntry, entry: FileEntry): void {
     const fd = createEntryFile(entry);
     this.openFd = fd;
-    const fail = (err: unknown): void => {
-      closeQuietly(fd);
-      this.openFd = undefined;
-      this.stop(this.writeError(entry.rel, err));
-    };
     e.on('data', (chunk: Buffer) => {
       if (this.openFd !== fd) return;
       try {
         writeChunks(fd, [chunk]);
       } catch (err) {
-        fail(err);
+        closeQuietly(fd);
+        this.openFd = undefined;
+        this.stop(this.writeError(entry.rel, err));
       }
     });
     e.on('end', () => {
       if (this.openFd !== fd) return;
       this.openFd = undefined;
       try {
+        // Closes fd whatever happens: closing it again could close another thread's file by the same number.
         completeEntryFile(fd, entry);
       } catch (err) {
-        fail(err);
+        this.stop(this.writeError(entry.rel, err));
       }
     });
   }
@@ -369,13 +367,5 @@ function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // the deploy is failing already; the error that matters is reported
   }
 }
