@@ -5,7 +5,7 @@
  * archive used for the memory check.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -64,6 +64,14 @@ function timed(file: string, args: string[], opts: { stdin?: string; env?: NodeJ
 
 function fresh(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Whether the root filesystem's ext4 has a journal: without one, file creation slows after deletions. */
+function journal(): string {
+  const dev = execFileSync('sh', ['-c', "df --output=source / | tail -1"]).toString().trim().replace(/^\/dev\//, '');
+  if (!existsSync('/proc/fs/ext4/' + dev)) return '';
+  const journals = existsSync('/proc/fs/jbd2') ? readdirSync('/proc/fs/jbd2') : [];
+  return journals.some((j) => j.startsWith(`${dev}-`)) ? ', with a journal' : ', no journal (see "This machine\'s disk" below)';
 }
 
 /**
@@ -208,7 +216,7 @@ async function main(): Promise<void> {
   ].join('\n');
   const machine = [
     `- CPU: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; memory ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
-    `- ${execFileSync('sh', ['-c', 'df -hT / | tail -1 | awk \'{print "disk: " $2 " on " $1}\'']).toString().trim()}`,
+    `- ${execFileSync('sh', ['-c', 'df -hT / | tail -1 | awk \'{print "disk: " $2 " on " $1}\'']).toString().trim()}${journal()}`,
     `- node ${process.version}; ${execFileSync('rsync', ['--version']).toString().split('\n')[0]}; ${execFileSync('tar', ['--version']).toString().split('\n')[0]}`,
     `- fixtures: large ${fx.large?.files} files, ${((fx.large?.bytes ?? 0) / 1e6).toFixed(0)} MB unpacked, ${(statSync(fx.large?.archive ?? '').size / 1e6).toFixed(0)} MB gzip'd; small ${fx.small?.files} files, ${((fx.small?.bytes ?? 0) / 1e3).toFixed(0)} kB${fx.xl ? `; 4x: ${fx.xl.files} files, ${(fx.xl.bytes / 1e6).toFixed(0)} MB unpacked` : ''}`,
     `- ${RUNS} runs per contender, alternated; served over HTTP from 127.0.0.1; ${new Date().toISOString().slice(0, 10)}`,
