@@ -54,7 +54,6 @@ export class WriterPool {
   private readonly batches: (WriterBatch | undefined)[] = [];
   private readonly spare: ArrayBuffer[] = [];
   private inflight = 0;
-  private filesQueued = 0;
   private filesWritten = 0;
   private busyMs = 0;
   private waiters: { below: number; resolve: () => void }[] = [];
@@ -87,7 +86,6 @@ export class WriterPool {
     worker.on('message', (reply: WriterReply) => {
       this.pending[i] = (this.pending[i] ?? 1) - 1;
       this.inflight -= reply.buffer.byteLength;
-      this.filesQueued -= reply.files;
       this.filesWritten += reply.files;
       this.busyMs += reply.ms;
       this.spare.push(reply.buffer);
@@ -189,7 +187,6 @@ export class WriterPool {
     if (!worker || this.closed) return;
     this.pending[thread] = (this.pending[thread] ?? 0) + 1;
     this.inflight += batch.buffer.byteLength;
-    this.filesQueued += batch.pieces.reduce((n, p) => n + (p.entry ? 1 : 0), 0);
     worker.postMessage(batch, [batch.buffer]);
   }
 
