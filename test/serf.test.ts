@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { CLI, cleanEnv } from './helpers/cli.js';
 import { Scenario } from './helpers/scenario.js';
-import { serf, startAgent } from './helpers/serf.js';
+import { formCluster, serf, startAgent } from './helpers/serf.js';
 import { until, untilLine } from './helpers/wait.js';
 import { sha1, tar } from './helpers/tar.js';
 
@@ -31,23 +31,22 @@ commands:
   const catchAll = `${stretcher} >> ${s.out}/d.log 2>&1; echo "$SERF_EVENT:$?" >> ${s.out}/d.exits`;
   agents.push(await startAgent(t, 'd', [catchAll], cleanEnv({ TMPDIR: s.tmp, STRETCHER_STATE_DIR: path.join(s.state, 'd') }), s.out));
 
-  const [a, b, c, d] = agents as [typeof agents[0], typeof agents[0], typeof agents[0], typeof agents[0]];
-  await serf('join', `-rpc-addr=${d.rpc}`, a.bind, b.bind, c.bind);
-  await until(async () => (await serf('members', `-rpc-addr=${a.rpc}`, '-status=alive')).trim().split('\n').length === 4, 'a 4-node cluster');
+  const a = agents[0]!;
+  await formCluster(agents);
   await until(() => existsSync(`${s.out}/d.exits`) && readFileSync(`${s.out}/d.exits`, 'utf8').includes('member-join'), 'member-join at d');
 
   await serf('event', `-rpc-addr=${a.rpc}`, '-coalesce=false', 'deploy', `file://${s.root}/manifest.yml`);
   for (const n of ['a', 'b', 'c', 'd']) {
     // User events are gossiped over UDP, best effort: under load a lost message is made good by the next
-    // push/pull sync (every 15 s with -profile=local), so allow for one or two of those.
-    const seen = await untilLine(path.join(nodes, n, 'seen'), `the deploy on node ${n}`, 60_000).catch((err: Error) => {
+    // push/pull sync, which carries recent user events (every 30 s with -profile=lan), so allow for two.
+    const seen = await untilLine(path.join(nodes, n, 'seen'), `the deploy on node ${n}`, 75_000).catch((err: Error) => {
       const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : '(none)');
       throw new Error(`${err.message}\nhandler log:\n${read(`${s.out}/${n}.log`)}\nagent log:\n${read(`${s.out}/serf-${n}.log`).slice(-3000)}`);
     });
     assert.equal(readFileSync(path.join(nodes, n, 'app', 'index.html'), 'utf8'), 'v2', n);
     assert.equal(seen, `deploy ${n}\n`);
   }
-  await until(() => readFileSync(`${s.out}/d.exits`, 'utf8').includes('user:'), 'the user event at d', 60_000);
+  await until(() => readFileSync(`${s.out}/d.exits`, 'utf8').includes('user:'), 'the user event at d', 75_000);
   const exits = readFileSync(`${s.out}/d.exits`, 'utf8').trim().split('\n');
   assert.ok(exits.includes('member-join:0'), exits.join(','));
   assert.ok(exits.includes('user:0'), exits.join(','));
