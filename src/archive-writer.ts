@@ -12,8 +12,16 @@ export interface FileEntry {
   /** Seconds since the epoch, as futimes takes them. */
   mtime?: number;
   atime?: number;
-  /** Set only when running as root: owners are kept then, as GNU tar and node-tar do. */
+  /**
+   * Set only when running as root and the archive's owner is not the one a new file gets anyway: owners
+   * are kept then, as GNU tar and node-tar do.
+   */
   owner?: { uid: number; gid: number };
+  /**
+   * The mode to create the file with, when creating gives the exact mode: the umask clears none of its
+   * bits, and it has no setuid, setgid or sticky bit (chown clears those). Saves an fchmod per file.
+   */
+  createMode?: number;
 }
 
 export class EntryConflictError extends Error {
@@ -21,13 +29,14 @@ export class EntryConflictError extends Error {
 }
 
 // O_EXCL with O_NOFOLLOW: never opens what is already there, so nothing is written through a symlink (one an
-// earlier layer left, say). Created private and given its real mode only once owned and complete.
+// earlier layer left, say). The staging directory is private (mkdtemp's 0700), so a file may have its real
+// mode from the start; one with special bits is created private and given them only once owned and complete.
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /** Opens a new file at entry.abs; an existing file or symlink there is replaced, a directory is an error. */
 export function createEntryFile(entry: FileEntry): number {
   try {
-    return openSync(entry.abs, CREATE, 0o600);
+    return openSync(entry.abs, CREATE, entry.createMode ?? 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
@@ -36,7 +45,7 @@ export function createEntryFile(entry: FileEntry): number {
   }
   // A later entry, or a later layer, with the same path replaces the earlier one, as in GNU tar.
   unlinkSync(entry.abs);
-  return openSync(entry.abs, CREATE, 0o600);
+  return openSync(entry.abs, CREATE, entry.createMode ?? 0o600);
 }
 
 export function writeChunks(fd: number, chunks: readonly Uint8Array[]): void {
@@ -50,7 +59,7 @@ export function writeChunks(fd: number, chunks: readonly Uint8Array[]): void {
 export function completeEntryFile(fd: number, entry: FileEntry): void {
   try {
     if (entry.owner) fchownSync(fd, entry.owner.uid, entry.owner.gid);
-    fchmodSync(fd, entry.mode & 0o7777);
+    if (entry.createMode === undefined) fchmodSync(fd, entry.mode & 0o7777);
     if (entry.mtime !== undefined) futimesSync(fd, entry.atime ?? entry.mtime, entry.mtime);
   } finally {
     closeSync(fd);

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { chmod, lchown, link, lstat, unlink, utimes } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -70,6 +70,9 @@ export class TarUnpacker {
   /** Files this archive has written, so that a later directory at the same path is refused, not raced. */
   private readonly files = new Set<string>();
   private readonly isRoot = process.getuid?.() === 0;
+  private readonly umask = currentUmask();
+  /** Who owns a file created in staging: our uid, and staging's group if it is setgid, else ours. */
+  private readonly newFileOwner: { uid: number; gid: number };
   private readonly now = Date.now() / 1000;
   private readonly threads = Math.min(2, availableParallelism());
   private written = 0;
@@ -83,6 +86,8 @@ export class TarUnpacker {
     private readonly limits: ExtractLimits,
     private readonly log: Log,
   ) {
+    const st = lstatSync(staging);
+    this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
     this.parser = new Parser({
       strict: false,
       // The default ratio of 1000 rejects legitimate sparse archives; size is bounded by maxBytes instead.
@@ -231,12 +236,16 @@ export class TarUnpacker {
     this.realDir(parentOf(rel), false);
     if (this.realDirs.has(rel)) throw new EntryConflictError(`archive entry ${JSON.stringify(rel)} is a file where a directory already is`);
     this.files.add(rel);
+    const mode = typeof e.mode === 'number' ? e.mode & 0o7777 : 0o644;
+    const { owner } = this.ownerOf(e);
+    // Two syscalls fewer per file for the usual archive: created with its mode, already owned right.
     const entry: FileEntry = {
       rel,
       abs: path.join(this.staging, rel),
-      mode: typeof e.mode === 'number' ? e.mode : 0o644,
+      mode,
       ...(e.mtime ? { mtime: e.mtime.getTime() / 1000, atime: e.atime ? e.atime.getTime() / 1000 : this.now } : {}),
-      ...this.ownerOf(e),
+      ...(owner && (owner.uid !== this.newFileOwner.uid || owner.gid !== this.newFileOwner.gid) ? { owner } : {}),
+      ...((mode & 0o7000) === 0 && (mode & this.umask) === 0 ? { createMode: mode } : {}),
     };
     if (!this.pool && (this.written++ < POOL_AFTER_FILES || this.threads < 2)) this.writeHere(e, entry);
     else this.writeThere(e, entry);
@@ -354,6 +363,21 @@ export class TarUnpacker {
     if (err.conflict) return new HostileArchiveError(`refusing the archive: ${err.message}`);
     return new StretcherError(err.rel ? `cannot unpack ${JSON.stringify(err.rel)}: ${err.message}` : `cannot unpack the archive: ${err.message}`);
   }
+}
+
+/**
+ * The process's umask, from /proc where it can be read without changing it (process.umask() with no
+ * argument sets it to 0 and back, a race with writer threads creating files). Unknown: assume the worst,
+ * so that every mode is set explicitly.
+ */
+function currentUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    if (m?.[1]) return parseInt(m[1], 8);
+  } catch {
+    // not Linux
+  }
+  return 0o777;
 }
 
 function parentOf(rel: string): string {

@@ -13,12 +13,44 @@ function filler(n: number): TarEntry[] {
   return Array.from({ length: n }, (_, i) => ({ path: `fill/d${i % 20}/f${i}.txt`, body: `file ${i}\n`, mode: 0o644, mtime: 1_600_000_000 + i }));
 }
 
+/**
+ * Modes the umask would clear, special bits, and owners other than ours, on the main thread (the first
+ * entries) and on the writer threads (after ON_MAIN_THREAD): files are created with their mode when that
+ * gives it exactly, and chmod'ed or chown'ed only when it does not.
+ */
+function modesAndOwners(where: string): TarEntry[] {
+  return [
+    { path: `${where}/world-writable`, body: 'w', mode: 0o666, uid: 4321, gid: 8765 },
+    { path: `${where}/group-writable`, body: 'g', mode: 0o775 },
+    { path: `${where}/plain`, body: 'p', mode: 0o644, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+    { path: `${where}/setgid`, body: 's', mode: 0o2755, uid: 4321, gid: 8765 },
+  ];
+}
+
+function assertModesAndOwners(dest: string, where: string): void {
+  const st = (p: string) => lstatSync(path.join(dest, where, p));
+  assert.equal(st('world-writable').mode & 0o7777, 0o666, `${where}: a mode the umask would clear`);
+  assert.equal(st('group-writable').mode & 0o7777, 0o775, where);
+  assert.equal(st('plain').mode & 0o7777, 0o644, where);
+  assert.equal(st('setgid').mode & 0o7777, 0o2755, `${where}: chown must not clear setgid`);
+  if (process.getuid?.() === 0) {
+    assert.deepEqual([st('world-writable').uid, st('world-writable').gid], [4321, 8765], `${where}: owner kept as root`);
+    assert.deepEqual([st('setgid').uid, st('setgid').gid], [4321, 8765], where);
+  }
+  assert.equal(st('plain').uid, process.getuid?.());
+}
+
 test('writer threads: a large archive comes out exact (contents, modes, mtimes, big files, duplicates, hard links)', async (t) => {
   const s = new Scenario(t);
+  // The usual umask, so that modes it would clear are tested whatever the test runner's is.
+  const umask = process.umask(0o022);
+  t.after(() => process.umask(umask));
   const big = Buffer.alloc(700 * 1024 + 13);
   for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 10)) & 0xff;
   const entries: TarEntry[] = [
+    ...modesAndOwners('main'),
     ...filler(ON_MAIN_THREAD + 700),
+    ...modesAndOwners('threads'),
     { path: 'bin/tool', body: '#!/bin/sh\necho hi\n', mode: 0o4755, mtime: 1_500_000_000 },
     { path: 'private/key', body: 'secret', mode: 0o600, mtime: 1_500_000_001 },
     { path: 'empty', body: '', mode: 0o640, mtime: 1_500_000_002 },
@@ -33,6 +65,8 @@ test('writer threads: a large archive comes out exact (contents, modes, mtimes, 
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 0, r.stderr);
 
+  assertModesAndOwners(s.dest, 'main');
+  assertModesAndOwners(s.dest, 'threads');
   const files = listTree(s.dest).filter((p) => p.startsWith('fill/') && !p.endsWith('/'));
   assert.equal(files.length, ON_MAIN_THREAD + 700);
   for (const i of [0, ON_MAIN_THREAD, ON_MAIN_THREAD + 699]) {
