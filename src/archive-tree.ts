@@ -1,4 +1,4 @@
-import { lchown, lstat, lutimes, mkdir, symlink } from 'node:fs/promises';
+import { lchown, lstat, lutimes, mkdir, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StretcherError } from './errors.js';
 
@@ -45,13 +45,19 @@ export async function createDeferredLink(staging: string, link: DeferredLink, is
   if (link.mtime) await lutimes(abs, link.mtime, link.mtime);
 }
 
-/** mkdir -p that refuses to pass through a symlink: no deferred link may be written through another. */
-export async function ensureRealDir(staging: string, rel: string): Promise<void> {
+/**
+ * mkdir -p that refuses to pass through a symlink: no deferred link may be written through another.
+ * `replace`: rel itself is an archive's directory entry, which replaces a file or symlink an earlier layer
+ * left at that path (its parents must still be real directories).
+ */
+export async function ensureRealDir(staging: string, rel: string, replace = false): Promise<void> {
   let current = staging;
-  for (const part of rel === '' ? [] : rel.split('/')) {
+  const parts = rel === '' ? [] : rel.split('/');
+  for (const [i, part] of parts.entries()) {
     current = path.join(current, part);
     const st = await lstat(current).catch(() => undefined);
-    if (!st) {
+    if (st && !st.isDirectory() && replace && i === parts.length - 1) await unlink(current);
+    if (!st || (!st.isDirectory() && replace && i === parts.length - 1)) {
       await mkdir(current, { mode: 0o755 });
       continue;
     }

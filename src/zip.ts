@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs';
 import { chmod, utimes } from 'node:fs/promises';
+import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry } from './archive-writer.js';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,6 +30,8 @@ export async function unzipInto(file: string, staging: string, limits: ExtractLi
   }
   const links: DeferredLink[] = [];
   const dirs: { rel: string; mode?: number; mtime: Date }[] = [];
+  /** Files this zip has written, so that a later directory at the same path is refused. */
+  const files = new Set<string>();
   let entries = 0;
   let bytes = 0;
   try {
@@ -42,7 +45,8 @@ export async function unzipInto(file: string, staging: string, limits: ExtractLi
       const type = unixMode & S_IFMT;
       const mtime = entry.getLastModDate();
       if (type === S_IFDIR || entry.fileName.endsWith('/')) {
-        await ensureRealDir(staging, rel);
+        if (files.has(rel)) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(rel)} is a directory where the archive has a file`);
+        await ensureRealDir(staging, rel, true);
         dirs.push({ rel, mtime, ...(unixMode & 0o7777 ? { mode: unixMode & 0o7777 } : {}) });
         continue;
       }
@@ -57,10 +61,8 @@ export async function unzipInto(file: string, staging: string, limits: ExtractLi
         links.push({ rel, target, mtime });
         continue;
       }
-      const abs = path.join(staging, rel);
-      await pipeline(await openEntry(zip, entry), createWriteStream(abs));
-      await chmod(abs, unixMode & 0o7777 || 0o644);
-      await utimes(abs, mtime, mtime);
+      files.add(rel);
+      await writeFile(await openEntry(zip, entry), { rel, abs: path.join(staging, rel), mode: unixMode & 0o7777 || 0o644, mtime: mtime.getTime() / 1000 });
     }
   } finally {
     zip.close();
@@ -73,6 +75,28 @@ export async function unzipInto(file: string, staging: string, limits: ExtractLi
   }
   log.info(`unpacked ${entries} entries (${formatBytes(bytes)}, zip)`, { entries, bytes });
   return { format: 'zip', entries, bytes };
+}
+
+/**
+ * Writes one file as tar entries are written (archive-writer.ts): created with O_EXCL|O_NOFOLLOW, so a file
+ * or symlink an earlier layer left at the path is replaced, never written through.
+ */
+async function writeFile(body: Readable, entry: FileEntry): Promise<void> {
+  let fd: number;
+  try {
+    fd = createEntryFile(entry);
+  } catch (err) {
+    body.destroy();
+    if (err instanceof EntryConflictError) throw new HostileArchiveError(`refusing the archive: ${err.message}`);
+    throw err;
+  }
+  try {
+    await pipeline(body, createWriteStream(entry.abs, { fd, autoClose: false }));
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+  completeEntryFile(fd, entry);
 }
 
 function openZip(file: string): Promise<ZipFile> {

@@ -98,6 +98,42 @@ test('zip: a hostile zip writes nothing outside the staging tree and changes not
   }
 });
 
+test('zip: a file where an earlier layer left a symlink replaces the symlink, never writes through it', async (t) => {
+  const s = new Scenario(t);
+  const outside = path.join(s.root, 'outside');
+  mkdirSync(outside);
+  writeFileSync(path.join(outside, 'target'), 'untouched');
+  // Staging sits beside dest (srv/.app.stretcher-new-*), so this reaches <root>/outside/target.
+  const first = tar([
+    { path: 'cfg', type: 'symlink', linkpath: '../../outside/target' },
+    { path: 'sub', type: 'symlink', linkpath: '../../outside' },
+    { path: 'dir', type: 'dir' },
+  ]);
+  const second = zip([{ path: 'cfg', body: 'from the zip', mode: 0o100640 }, { path: 'dir', body: 'a file where a directory is' }]);
+  writeFileSync(path.join(s.root, 'a.tar'), first);
+  writeFileSync(path.join(s.root, 'b.zip'), second);
+  const layers = (zipSum: string) => `layers:\n  - src: a.tar\n    checksum: ${sha1(first)}\n  - src: b.zip\n    checksum: ${zipSum}\ndest: ${s.dest}\n`;
+  s.manifest(layers(sha1(second)));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1, 'the file where a directory is fails the deploy');
+  assert.match(r.stderr, /refusing the archive: archive entry "dir" is a file where a directory already is/);
+  assert.equal(readFileSync(path.join(outside, 'target'), 'utf8'), 'untouched');
+
+  const good = zip([{ path: 'cfg', body: 'from the zip', mode: 0o100640 }, { path: 'sub/' }, { path: 'sub/inner', body: 'inside' }]);
+  writeFileSync(path.join(s.root, 'b.zip'), good);
+  s.manifest(layers(sha1(good)));
+  const ok = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(readFileSync(path.join(outside, 'target'), 'utf8'), 'untouched');
+  assert.ok(lstatSync(path.join(s.dest, 'cfg')).isFile());
+  assert.equal(readFileSync(path.join(s.dest, 'cfg'), 'utf8'), 'from the zip');
+  assert.equal(lstatSync(path.join(s.dest, 'cfg')).mode & 0o7777, 0o640);
+  assert.ok(lstatSync(path.join(s.dest, 'sub')).isDirectory(), 'a directory entry replaces the symlink');
+  assert.equal(readFileSync(path.join(s.dest, 'sub/inner'), 'utf8'), 'inside');
+  assert.deepEqual(readdirSync(outside), ['target']);
+  assert.deepEqual(s.leftovers(), []);
+});
+
 test('zip: entry-count and size limits apply', async (t) => {
   const s = new Scenario(t);
   s.manifest(s.archive(zip(Array.from({ length: 30 }, (_, i) => ({ path: `f${i}`, body: 'x' }))), 'a.zip'));
