@@ -46,6 +46,21 @@ export async function createDeferredLink(staging: string, link: DeferredLink, is
 }
 
 /**
+ * Whether reaching rel from the staging root passes through something that is not a real directory (a
+ * symlink an earlier layer left, say): lstat checks only the last component, and link() follows the others.
+ */
+export async function passesThroughLink(staging: string, rel: string): Promise<boolean> {
+  let current = staging;
+  const parents = rel.split('/').slice(0, -1);
+  for (const part of parents) {
+    current = path.join(current, part);
+    const st = await lstat(current).catch(() => undefined);
+    if (!st?.isDirectory()) return st !== undefined;
+  }
+  return false;
+}
+
+/**
  * mkdir -p that refuses to pass through a symlink: no deferred link may be written through another.
  * `replace`: rel itself is an archive's directory entry, which replaces a file or symlink an earlier layer
  * left at that path (its parents must still be real directories).

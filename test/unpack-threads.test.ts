@@ -90,7 +90,10 @@ test('writer threads: a large archive comes out exact (contents, modes, mtimes, 
   assert.deepEqual(s.leftovers(), []);
 });
 
-/** Two layers from files beside the manifest: the first leaves `planted`, the second is big and hostile. */
+/**
+ * Two layers from files beside the manifest: the first leaves `planted`, the second is big and hostile.
+ * Staging sits beside dest (srv/.app.stretcher-new-*), so a link to ../../outside reaches `outside`.
+ */
 async function layered(t: import('node:test').TestContext, first: TarEntry[], second: TarEntry[]) {
   const s = new Scenario(t);
   const outside = path.join(s.root, 'outside');
@@ -112,11 +115,20 @@ async function layered(t: import('node:test').TestContext, first: TarEntry[], se
 }
 
 test('writer threads: a file replaces an earlier layer\'s symlink without writing through it', async (t) => {
-  const { s, r, outside } = await layered(t, [{ path: 'cfg', type: 'symlink', linkpath: '../outside/target' }], [{ path: 'cfg', body: 'layer two', mode: 0o640 }]);
+  const { s, r, outside } = await layered(t, [{ path: 'cfg', type: 'symlink', linkpath: '../../outside/target' }], [{ path: 'cfg', body: 'layer two', mode: 0o640 }]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readFileSync(path.join(outside, 'target'), 'utf8'), 'untouched');
   assert.ok(lstatSync(path.join(s.dest, 'cfg')).isFile());
   assert.equal(readFileSync(path.join(s.dest, 'cfg'), 'utf8'), 'layer two');
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('a hard link through an earlier layer\'s symlink fails the deploy; nothing outside is linked', async (t) => {
+  const { s, r, error, outside } = await layered(t, [{ path: 'escape', type: 'symlink', linkpath: '../../outside' }], [{ path: 'h', type: 'hardlink', linkpath: 'escape/target' }]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(error, 'refusing the archive: hard link "h" points to "escape/target", which passes through a symlink');
+  assert.equal(statSync(path.join(outside, 'target')).nlink, 1);
+  assert.deepEqual(listTree(s.dest), ['v1']);
   assert.deepEqual(s.leftovers(), []);
 });
 
