@@ -156,6 +156,12 @@ test('releases and rollback: list with marks, roll back to the previous or a nam
   const missing = await s.run('', { args: ['rollback', '--dest', s.current, '--to', 'nope'] });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /release nope does not exist/);
+  for (const bogus of ['..', '.', `.${r2}.json`, `../releases/${r2}`]) {
+    const r = await s.run('', { args: ['rollback', '--dest', s.current, '--to', bogus] });
+    assert.equal(r.code, 1, bogus);
+    assert.match(r.stderr, /does not exist in .*stretcher releases --dest/, bogus);
+    assert.equal(readFileSync(path.join(s.current, 'VERSION'), 'utf8'), 'v3', bogus);
+  }
   const usage = await s.run('', { args: ['rollback'] });
   assert.equal(usage.code, 2);
 });

@@ -113,7 +113,9 @@ export class ReleaseStore {
    * resolving dest sees the old release or the new one, never nothing.
    */
   async switchTo(id: string): Promise<void> {
-    if (!(await lstat(path.join(this.dir, id)).catch(() => undefined))) throw new StretcherError(`release ${id} does not exist in ${this.dir}`);
+    // Only a release's own name: `--to ..` or `--to .x.json` must not point dest at whatever exists there.
+    const st = RELEASE_ID.test(id) ? await lstat(path.join(this.dir, id)).catch(() => undefined) : undefined;
+    if (!st?.isDirectory()) throw new StretcherError(`release ${id} does not exist in ${this.dir} (stretcher releases --dest ${this.dest} lists them)`);
     const parent = path.dirname(this.dest);
     const target = path.relative(parent, path.join(this.dir, id)) || '.';
     const tmp = path.join(parent, `.${path.basename(this.dest)}.stretcher-link-${process.pid}-${randomBytes(4).toString('hex')}`);
