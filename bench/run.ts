@@ -143,9 +143,9 @@ async function main(): Promise<void> {
     { group: 'large', name: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest', setup: empty, run: shell(fx.large as Fixture) },
     { group: 'large', name: 'stretcher rsync, empty dest', setup: empty, run: stretcher(fx.large as Fixture, 'rsync') },
     { group: 'large', name: 'stretcher mv, no dest', setup: empty, run: stretcher(fx.large as Fixture, 'mv') },
-    { group: 'large', name: 'shell pipeline, dest holds previous version', setup: () => (empty(), withPrevious()), run: shell(fx.large as Fixture) },
-    { group: 'large', name: 'stretcher rsync, dest holds previous version', setup: () => (empty(), withPrevious()), run: stretcher(fx.large as Fixture, 'rsync') },
-    { group: 'large', name: 'stretcher mv, dest holds previous version', setup: () => (empty(), withPrevious()), run: stretcher(fx.large as Fixture, 'mv') },
+    { group: 'previous', name: 'shell pipeline, dest holds previous version', setup: () => (empty(), withPrevious()), run: shell(fx.large as Fixture) },
+    { group: 'previous', name: 'stretcher rsync, dest holds previous version', setup: () => (empty(), withPrevious()), run: stretcher(fx.large as Fixture, 'rsync') },
+    { group: 'previous', name: 'stretcher mv, dest holds previous version', setup: () => (empty(), withPrevious()), run: stretcher(fx.large as Fixture, 'mv') },
     { group: 'small', name: 'shell pipeline, small archive', setup: empty, run: shell(fx.small as Fixture) },
     { group: 'small', name: 'stretcher rsync, small archive', setup: empty, run: stretcher(fx.small as Fixture, 'rsync') },
     { group: 'startup', name: 'node -e 0', run: () => timed(process.execPath, ['-e', '0']) },
@@ -155,16 +155,22 @@ async function main(): Promise<void> {
   if (fx.xl) contenders.push({ group: 'memory', name: 'stretcher rsync, 4x archive, empty dest', setup: empty, run: stretcher(fx.xl, 'rsync') });
 
   const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
-  // Alternate: one run of each contender per round, so drift on a noisy machine hits all of them alike.
-  for (let round = 0; round < RUNS; round++) {
-    for (const c of contenders) {
-      c.setup?.();
-      // Flush the previous run's writes (and, on a disk mounted with discard, its TRIMs) so that they are
-      // not billed to this one.
-      execFileSync('sync');
-      const s = await c.run();
-      samples.get(c.name)?.push(s);
-      process.stderr.write(`round ${round + 1}/${RUNS} ${c.name}: ${s.ms.toFixed(0)} ms${s.rssKb ? `, ${(s.rssKb / 1024).toFixed(0)} MB` : ''}\n`);
+  // Group by group, alternating inside each: one run of each contender per round, so drift on a noisy
+  // machine hits all of them alike. The groups whose contenders delete trees (stretcher removing its staging
+  // tree or the old dest) come last: on this disk deletions slow every file creation for minutes after
+  // (see "This machine's disk" in RESULTS.md), and the other groups delete nothing.
+  const order = ['large', 'memory', 'small', 'startup', 'previous'];
+  for (const group of order) {
+    for (let round = 0; round < RUNS; round++) {
+      for (const c of contenders.filter((x) => x.group === group)) {
+        c.setup?.();
+        // Flush the previous run's writes (and, on a disk mounted with discard, its TRIMs) so that they are
+        // not billed to this one.
+        execFileSync('sync');
+        const s = await c.run();
+        samples.get(c.name)?.push(s);
+        process.stderr.write(`round ${round + 1}/${RUNS} ${c.name}: ${s.ms.toFixed(0)} ms${s.rssKb ? `, ${(s.rssKb / 1024).toFixed(0)} MB` : ''}\n`);
+      }
     }
   }
   server.close();
@@ -186,11 +192,11 @@ async function main(): Promise<void> {
     small: 'shell pipeline, small archive',
     startup: 'node -e 0',
     memory: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest',
+    previous: 'shell pipeline, dest holds previous version',
   };
-  const prevRef = 'shell pipeline, dest holds previous version';
   const rows = contenders.map((c) => {
     const st = stats(c.name);
-    const ref = c.name.includes('previous version') ? prevRef : (refFor[c.group] as string);
+    const ref = refFor[c.group] as string;
     return { ...c, ...st, ratio: st.median / stats(ref).median, ref };
   });
   const table = [
