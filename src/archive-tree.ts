@@ -70,9 +70,12 @@ export async function ensureRealDir(staging: string, rel: string, replace = fals
   const parts = rel === '' ? [] : rel.split('/');
   for (const [i, part] of parts.entries()) {
     current = path.join(current, part);
-    const st = await lstat(current).catch(() => undefined);
-    if (st && !st.isDirectory() && replace && i === parts.length - 1) await unlink(current);
-    if (!st || (!st.isDirectory() && replace && i === parts.length - 1)) {
+    let st = await lstat(current).catch(() => undefined);
+    if (st && !st.isDirectory() && replace && i === parts.length - 1) {
+      await unlink(current);
+      st = undefined;
+    }
+    if (!st) {
       await mkdir(current, { mode: 0o755 });
       continue;
     }

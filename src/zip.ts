@@ -1,10 +1,10 @@
 import { createWriteStream } from 'node:fs';
 import { chmod, utimes } from 'node:fs/promises';
-import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry } from './archive-writer.js';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
+import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry } from './archive-writer.js';
 import { createDeferredLink, ensureRealDir, HostileArchiveError, safeRelative, type DeferredLink } from './archive-tree.js';
 import type { ExtractLimits, Extracted } from './archive.js';
 import { formatBytes } from './bandwidth.js';
