@@ -46,18 +46,19 @@ export async function createDeferredLink(staging: string, link: DeferredLink, is
 }
 
 /**
- * Whether reaching rel from the staging root passes through something that is not a real directory (a
+ * What, if anything, reaching rel from the staging root passes through that is not a real directory (a
  * symlink an earlier layer left, say): lstat checks only the last component, and link() follows the others.
+ * Checks without creating anything, unlike ensureRealDir.
  */
-export async function passesThroughLink(staging: string, rel: string): Promise<boolean> {
+export async function obstacleOnPath(staging: string, rel: string): Promise<'a symlink' | 'a non-directory' | undefined> {
   let current = staging;
-  const parents = rel.split('/').slice(0, -1);
-  for (const part of parents) {
+  for (const part of rel.split('/').slice(0, -1)) {
     current = path.join(current, part);
     const st = await lstat(current).catch(() => undefined);
-    if (!st?.isDirectory()) return st !== undefined;
+    if (!st) return undefined;
+    if (!st.isDirectory()) return st.isSymbolicLink() ? 'a symlink' : 'a non-directory';
   }
-  return false;
+  return undefined;
 }
 
 /**

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { formatBytes } from './bandwidth.js';
-import { createDeferredLink, HostileArchiveError, passesThroughLink, safeRelative, type DeferredLink } from './archive-tree.js';
+import { createDeferredLink, HostileArchiveError, obstacleOnPath, safeRelative, type DeferredLink } from './archive-tree.js';
 import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './archive-writer.js';
 import { StretcherError } from './errors.js';
 import type { Log } from './log.js';
@@ -325,8 +325,9 @@ export class TarUnpacker {
 
   private async makeHardLink(hard: HardLink): Promise<void> {
     this.realDir(parentOf(hard.rel), false);
-    if (await passesThroughLink(this.staging, hard.target)) {
-      throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which passes through a symlink`);
+    const obstacle = await obstacleOnPath(this.staging, hard.target);
+    if (obstacle) {
+      throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which passes through ${obstacle}`);
     }
     const target = path.join(this.staging, hard.target);
     const st = await lstat(target).catch(() => undefined);
