@@ -160,6 +160,8 @@ async function main(): Promise<void> {
   // tree or the old dest) come last: on this disk deletions slow every file creation for minutes after
   // (see "This machine's disk" in RESULTS.md), and the other groups delete nothing.
   const order = ['large', 'memory', 'small', 'startup', 'previous'];
+  const unordered = contenders.filter((c) => !order.includes(c.group));
+  if (unordered.length) throw new Error(`bench: no place in the run order for ${unordered.map((c) => c.group).join(', ')}`);
   for (const group of order) {
     for (let round = 0; round < RUNS; round++) {
       for (const c of contenders.filter((x) => x.group === group)) {
