@@ -17,8 +17,10 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const FIXTURES = path.join(HERE, 'fixtures');
-const WORK = path.join(FIXTURES, 'work');
-const TRASH = path.join(FIXTURES, 'work-trash');
+// The trash must be on the work tree's filesystem: trees are renamed into it.
+const WORK_ROOT = process.env.BENCH_DIR ? path.resolve(process.env.BENCH_DIR) : FIXTURES;
+const WORK = path.join(WORK_ROOT, 'work');
+const TRASH = path.join(WORK_ROOT, 'work-trash');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 interface Sample {
@@ -66,9 +68,9 @@ function fresh(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Whether the root filesystem's ext4 has a journal: without one, file creation slows after deletions. */
-function journal(): string {
-  const dev = execFileSync('sh', ['-c', "df --output=source / | tail -1"]).toString().trim().replace(/^\/dev\//, '');
+/** Whether the work tree's ext4 has a journal: without one, file creation slows after deletions. */
+function journal(dir: string): string {
+  const dev = execFileSync('df', ['--output=source', dir]).toString().trim().split('\n').pop()?.replace(/^\/dev\//, '') ?? '';
   if (!existsSync('/proc/fs/ext4/' + dev)) return '';
   const journals = existsSync('/proc/fs/jbd2') ? readdirSync('/proc/fs/jbd2') : [];
   return journals.some((j) => j.startsWith(`${dev}-`)) ? ', with a journal' : ', no journal (see "This machine\'s disk" below)';
@@ -224,7 +226,7 @@ async function main(): Promise<void> {
   ].join('\n');
   const machine = [
     `- CPU: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; memory ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
-    `- ${execFileSync('sh', ['-c', 'df -hT / | tail -1 | awk \'{print "disk: " $2 " on " $1}\'']).toString().trim()}${journal()}`,
+    `- work tree (dest, TMPDIR, staging): ${execFileSync('df', ['--output=fstype,source', WORK_ROOT]).toString().trim().split('\n').pop()?.trim().replace(/\s+/, ' on ')}${journal(WORK_ROOT)}${process.env.BENCH_DIR ? ` (BENCH_DIR=${process.env.BENCH_DIR})` : ''}`,
     `- node ${process.version}; ${execFileSync('rsync', ['--version']).toString().split('\n')[0]}; ${execFileSync('tar', ['--version']).toString().split('\n')[0]}`,
     `- fixtures: large ${fx.large?.files} files, ${((fx.large?.bytes ?? 0) / 1e6).toFixed(0)} MB unpacked, ${(statSync(fx.large?.archive ?? '').size / 1e6).toFixed(0)} MB gzip'd; small ${fx.small?.files} files, ${((fx.small?.bytes ?? 0) / 1e3).toFixed(0)} kB${fx.xl ? `; 4x: ${fx.xl.files} files, ${(fx.xl.bytes / 1e6).toFixed(0)} MB unpacked` : ''}`,
     `- ${RUNS} runs per contender, alternated; served over HTTP from 127.0.0.1; ${new Date().toISOString().slice(0, 10)}`,
