@@ -64,8 +64,9 @@ export interface Extractor {
  * Unpacks a tar or tar.gz (tar-unpack.ts, with its safety rules) into `staging`, which must be empty and
  * private to this deploy, while it is being downloaded. Zip needs random access (its directory is at the
  * end): it is spooled to `spoolFile` and unpacked by finish(), after the checksum is verified.
+ * `archiveBytes`, the archive's size when known beforehand, lets a large one start its writer thread at once.
  */
-export function createExtractor(staging: string, limits: ExtractLimits, log: Log, spoolFile: string): Extractor {
+export function createExtractor(staging: string, limits: ExtractLimits, log: Log, spoolFile: string, archiveBytes?: number): Extractor {
   let spool: WriteStream | undefined;
   let format: ArchiveFormat | undefined;
   let head: Buffer[] = [];
@@ -88,7 +89,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
       fatal ??= new StretcherError(`the archive is ${unsupported}; stretcher unpacks tar, gzip-compressed tar (.tar, .tar.gz, .tgz) and zip`);
       return;
     }
-    const unpacker = (tar = new TarUnpacker(staging, limits, log));
+    const unpacker = (tar = new TarUnpacker(staging, limits, log, archiveBytes));
     if (format === 'gzip') {
       // Inflated in libuv's pool, beside the main thread (HTTP, parsing) and the writer thread: inflating
       // was the main thread's largest cost (~280 of ~1,000 ms for the large benchmark archive). Each

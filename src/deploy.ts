@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -188,10 +188,10 @@ async function unpackArchives(archives: readonly Archive[], staging: string, wor
   const [only] = archives;
   if (archives.length === 1 && only) {
     let attempt = 0;
-    await downloadVerified(parseSourceUrl(only.src), only.checksum, transfer, async () => {
+    await downloadVerified(parseSourceUrl(only.src), only.checksum, transfer, async (size) => {
       // A retry starts again from an empty tree.
       if (attempt++ > 0) await emptyDir(staging);
-      return createExtractor(staging, limits, log, spool);
+      return createExtractor(staging, limits, log, spool, size);
     });
     return;
   }
@@ -201,7 +201,7 @@ async function unpackArchives(archives: readonly Archive[], staging: string, wor
     files.push(await downloadVerified(parseSourceUrl(layer.src), layer.checksum, transfer, async () => fileSink(path.join(workDir, `layer-${i}`))));
   }
   for (const file of files) {
-    const extractor = createExtractor(staging, limits, log, spool);
+    const extractor = createExtractor(staging, limits, log, spool, (await stat(file)).size);
     try {
       await pipeline(createReadStream(file), extractor.sink, { signal: transfer.signal });
     } catch (err) {

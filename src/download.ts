@@ -153,14 +153,14 @@ export interface Sink<T> {
  * An archive, hashed as it arrives and handed to a sink (usually an extractor, so that unpacking overlaps the
  * transfer and no copy is written to disk): memory stays flat whatever its size. `newSink` gives each
  * attempt a fresh sink; nothing from it is used unless the checksum matches, and the caller removes it
- * otherwise.
+ * otherwise. It is told the size the source announced, if any.
  */
-export async function downloadVerified<T>(url: URL, checksum: Checksum, opts: TransferOptions, newSink: () => Promise<Sink<T>>): Promise<T> {
+export async function downloadVerified<T>(url: URL, checksum: Checksum, opts: TransferOptions, newSink: (size: number | undefined) => Promise<Sink<T>>): Promise<T> {
   const shown = redactUrl(url.toString());
   const started = performance.now();
   return withRetry(`downloading ${shown}`, opts, async (signal) => {
     const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env });
-    const target = await newSink();
+    const target = await newSink(opened.size);
     const hash = createHash(checksum.algorithm);
     const progress = new Progress(opts.log, 'downloading', opened.size);
     const hasher = new Transform({

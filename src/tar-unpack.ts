@@ -17,6 +17,11 @@ export interface ExtractLimits {
 
 /** Small archives are written on the main thread: starting writer threads costs ~40 ms and ~9 MB each. */
 const POOL_AFTER_FILES = 500;
+/**
+ * An archive this large (on the wire) starts its writer thread before the first entry, so that the thread
+ * boots while the first bytes arrive and the main thread never writes files itself.
+ */
+const POOL_AT_ONCE_BYTES = 8 << 20;
 /** Batch memory handed to writer threads and not yet written: reading pauses above HIGH until below LOW. */
 const HIGH_WATER = 2 << 20;
 const LOW_WATER = 1 << 20;
@@ -85,8 +90,10 @@ export class TarUnpacker {
     private readonly staging: string,
     private readonly limits: ExtractLimits,
     private readonly log: Log,
+    archiveBytes?: number,
   ) {
     const st = lstatSync(staging);
+    if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads);
     this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
     this.parser = new Parser({
       strict: false,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -151,6 +152,65 @@ test('writer threads: an archive cut off inside a file fails cleanly', async (t)
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /cannot unpack the archive: /);
+  assert.deepEqual(listTree(s.dest), ['v1']);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+// An archive this big on the wire starts its writer thread before its first entry (src/tar-unpack.ts), so
+// that even its first files are written there.
+const POOL_AT_ONCE_BYTES = 8 << 20;
+
+function bigFirst(): { entries: TarEntry[]; noise: Buffer } {
+  // Random bytes do not compress: the .tgz stays over the threshold.
+  const noise = randomBytes(POOL_AT_ONCE_BYTES + (1 << 20));
+  return {
+    noise,
+    entries: [
+      ...modesAndOwners('first'),
+      { path: 'dup', body: 'first', mode: 0o644 },
+      { path: 'dup', body: 'second', mode: 0o600, mtime: 1_500_000_004 },
+      { path: 'linked', type: 'hardlink', linkpath: 'first/plain' },
+      { path: 'ro', type: 'dir', mode: 0o555, mtime: 1_400_000_000 },
+      { path: 'ro/inside', body: 'in a read-only dir', mode: 0o444 },
+      { path: 'noise.bin', body: noise, mode: 0o644, mtime: 1_500_000_005 },
+      ...filler(20),
+    ],
+  };
+}
+
+test('writer threads: a large archive with few files, written by a thread from its first entry, comes out exact', async (t) => {
+  const s = new Scenario(t);
+  const umask = process.umask(0o022);
+  t.after(() => process.umask(umask));
+  const { entries, noise } = bigFirst();
+  const archive = tgz(entries);
+  assert.ok(archive.length >= POOL_AT_ONCE_BYTES, `archive is ${archive.length} bytes`);
+  s.manifest(s.archive(archive, 'app.tgz'));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assertModesAndOwners(s.dest, 'first');
+  const mode = (p: string) => lstatSync(path.join(s.dest, p)).mode & 0o7777;
+  assert.equal(readFileSync(path.join(s.dest, 'dup'), 'utf8'), 'second');
+  assert.equal(mode('dup'), 0o600);
+  assert.equal(statSync(path.join(s.dest, 'linked')).ino, statSync(path.join(s.dest, 'first/plain')).ino);
+  assert.equal(mode('ro'), 0o555);
+  assert.equal(readFileSync(path.join(s.dest, 'ro/inside'), 'utf8'), 'in a read-only dir');
+  assert.ok(readFileSync(path.join(s.dest, 'noise.bin')).equals(noise), 'a file of many batches is whole');
+  assert.equal(statSync(path.join(s.dest, 'noise.bin')).mtimeMs, 1_500_000_005_000);
+  assert.equal(listTree(s.dest).filter((p) => p.startsWith('fill/') && !p.endsWith('/')).length, 20);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('writer threads: a large archive with a wrong checksum leaves dest and TMPDIR as they were', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  writeFileSync(path.join(s.dest, 'v1'), 'v1');
+  const archive = tgz(bigFirst().entries);
+  writeFileSync(path.join(s.root, 'app.tgz'), archive);
+  s.manifest(`src: app.tgz\nchecksum: ${'0'.repeat(40)}\ndest: ${s.dest}\ncommands:\n  failure: ["cat > ${s.out}/log"]\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(readFileSync(path.join(s.out, 'log'), 'utf8'), /checksum mismatch/);
   assert.deepEqual(listTree(s.dest), ['v1']);
   assert.deepEqual(s.leftovers(), []);
 });
