@@ -17,6 +17,7 @@ import type { Archive, Manifest } from './manifest/types.js';
 import { redactUrl } from './redact.js';
 import { parseSourceUrl } from './source/index.js';
 import { strategyFor } from './sync/index.js';
+import { removeTree } from './remove-tree.js';
 import { recoverDebris, removeDeadDebris, WORK_DEBRIS } from './sync/debris.js';
 
 export interface DeployOptions {
@@ -142,7 +143,7 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
     if (err instanceof ManifestError && err.failureCommands) failureCommands = err.failureCommands;
   } finally {
     // Temp files go on every path, before success/failure commands run (as in Go stretcher).
-    for (const dir of [staging, workDir]) if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
+    for (const dir of [staging, workDir]) if (dir) await removeTree(dir).catch(() => {});
   }
 
   const durationMs = performance.now() - started;

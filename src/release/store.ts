@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StretcherError } from '../errors.js';
+import { removeTree } from '../remove-tree.js';
 
 export interface ReleaseInfo {
   id: string;
@@ -133,7 +134,7 @@ export class ReleaseStore {
     const ids = (await this.list()).map((r) => r.id);
     const excess = ids.slice(0, Math.max(0, ids.length - keep)).filter((id) => !protect.has(id));
     for (const id of excess) {
-      await rm(path.join(this.dir, id), { recursive: true, force: true });
+      await removeTree(path.join(this.dir, id));
       await rm(this.metaPath(id), { force: true });
     }
     return excess;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { link, lstat, mkdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage, StretcherError } from '../errors.js';
+import { removeTree } from '../remove-tree.js';
 import type { Log } from '../log.js';
 import { siblingPrefix, stageBeside } from './debris.js';
 import { pruneExcluded, walkExcluded, type ExcludeRule } from './excludes.js';
@@ -51,7 +52,7 @@ export const mvStrategy: SyncStrategy = {
       throw new StretcherError(`mv to ${dest} failed: ${errorMessage(err)}`);
     }
     log.info(`mv: ${dest} replaced${existing ? '' : ' (created)'}`);
-    if (backup) await rm(backup, { recursive: true, force: true });
+    if (backup) await removeTree(backup);
     return {};
   },
 };
