@@ -6,9 +6,10 @@ import type { Piece, WriterBatch, WriterError, WriterReply } from './writer-pool
 const open = new Map<number, { fd: number; entry: FileEntry }>();
 // Files whose first piece failed: their later pieces are dropped.
 const failed = new Set<number>();
+// Time spent creating files in the current batch (writer-pool.ts: msPerFile).
+let createMs = 0;
 
 parentPort?.on('message', (batch: WriterBatch) => {
-  const started = performance.now();
   const errors: WriterError[] = [];
   if (batch.abandon) {
     for (const { fd } of open.values()) closeQuietly(fd);
@@ -20,7 +21,8 @@ parentPort?.on('message', (batch: WriterBatch) => {
     if (error) errors.push(error);
   }
   const files = batch.pieces.reduce((n, p) => n + (p.entry ? 1 : 0), 0);
-  const reply: WriterReply = { buffer: batch.buffer, files, ms: performance.now() - started, errors };
+  const reply: WriterReply = { buffer: batch.buffer, files, createMs, errors };
+  createMs = 0;
   parentPort?.postMessage(reply, [batch.buffer]);
 });
 
@@ -32,7 +34,9 @@ function write(piece: Piece, bytes: Uint8Array): WriterError | undefined {
       return undefined;
     }
     if (piece.entry) {
+      const started = performance.now();
       file = { fd: createEntryFile(piece.entry), entry: piece.entry };
+      createMs += performance.now() - started;
       open.set(piece.id, file);
     }
     if (!file) throw new Error(`no open file for piece ${piece.id}`);

@@ -27,12 +27,14 @@ const HIGH_WATER = 2 << 20;
 const LOW_WATER = 1 << 20;
 /**
  * One writer thread beside the main thread (which inflates and parses) is fastest when creating a file is
- * cheap (0.15 to 0.2 ms a file here, writing included): a second one only takes CPU from the main thread.
- * When it is expensive (0.45 to 0.8 ms of kernel CPU on this machine's journal-less ext4 after many
- * deletions), the writer is the bottleneck and a second one nearly halves the time (bench/RESULTS.md). A
- * writer that falls behind and is slower than this per file gets a second one.
+ * cheap: open(O_CREAT) takes 0.01 ms on a journaled ext4 and 0.05 ms on this machine's journal-less one
+ * when calm, and a second thread only takes CPU from the main thread. After many deletions that ext4
+ * spends up to 0.76 ms of kernel CPU in it (strace, perf), the writer is the bottleneck, and a second one
+ * nearly halved the time on one host (bench/RESULTS.md). A writer that falls behind while creating files
+ * costs more than this gets a second one. The time to write data does not count: a second thread does not
+ * make a slow disk or throttled writeback faster.
  */
-const SLOW_FILE_MS = 0.35;
+const SLOW_CREATE_MS = 0.3;
 
 interface RestoredDir {
   rel: string;
@@ -138,7 +140,11 @@ export class TarUnpacker {
    */
   backpressure(): Promise<void> | undefined {
     if (!this.pool || this.pool.bytesInFlight < HIGH_WATER) return undefined;
-    if (this.pool.canGrow && (this.pool.msPerFile ?? 0) > SLOW_FILE_MS) return this.pool.grow();
+    const msPerFile = this.pool.msPerFile ?? 0;
+    if (this.pool.canGrow && msPerFile > SLOW_CREATE_MS) {
+      this.log.info(`unpacking: creating a file takes ${msPerFile.toFixed(2)} ms, so a second writer thread joins the first`);
+      return this.pool.grow();
+    }
     return this.pool.below(LOW_WATER);
   }
 
