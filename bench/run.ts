@@ -2,7 +2,9 @@
  * npm run bench: stretcher against the shell pipeline a user would write, on the same machine in the same
  * run, contenders alternated. Prints medians, min/max, ratios and peak RSS, and writes bench/RESULTS.md's
  * measured section. BENCH_RUNS (default 5) sets the runs per contender; BENCH_SKIP_XL=1 skips the 4x
- * archive used for the memory check.
+ * archive used for the memory check; BENCH_DIR puts the work tree (dest, TMPDIR, staging) on another
+ * filesystem, such as a fresh ext4 with a journal (bench/fresh-ext4.sh); BENCH_ONLY=large,memory runs only
+ * those groups and prints their medians without touching RESULTS.md.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -26,6 +28,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 interface Sample {
   ms: number;
   rssKb?: number;
+  /** stretcher added a second writer thread (file creation was slow): more memory, and a sign of the disk's state. */
+  twoWriters?: boolean;
 }
 
 interface Contender {
@@ -41,7 +45,11 @@ function timed(file: string, args: string[], opts: { stdin?: string; env?: NodeJ
     const started = performance.now();
     const child = spawn(file, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    let twoWriters = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+      if (stderr.includes('a second writer thread joins')) twoWriters = true;
+    });
     let rssKb = 0;
     const poll = opts.rss
       ? setInterval(() => {
@@ -59,7 +67,7 @@ function timed(file: string, args: string[], opts: { stdin?: string; env?: NodeJ
       const ms = performance.now() - started;
       if (poll) clearInterval(poll);
       if (code !== 0) return reject(new Error(`${file} ${args.join(' ')} exited ${code}\n${stderr}`));
-      resolve({ ms, ...(opts.rss ? { rssKb } : {}) });
+      resolve({ ms, ...(opts.rss ? { rssKb } : {}), ...(twoWriters ? { twoWriters } : {}) });
     });
   });
 }
@@ -165,7 +173,8 @@ async function main(): Promise<void> {
   const order = ['small', 'startup', 'large', 'memory', 'previous'];
   const unordered = contenders.filter((c) => !order.includes(c.group));
   if (unordered.length) throw new Error(`bench: no place in the run order for ${unordered.map((c) => c.group).join(', ')}`);
-  for (const group of order) {
+  const only = process.env.BENCH_ONLY?.split(',');
+  for (const group of order.filter((g) => !only || only.includes(g))) {
     for (let round = 0; round < RUNS; round++) {
       for (const c of contenders.filter((x) => x.group === group)) {
         c.setup?.();
@@ -174,13 +183,23 @@ async function main(): Promise<void> {
         execFileSync('sync');
         const s = await c.run();
         samples.get(c.name)?.push(s);
-        process.stderr.write(`round ${round + 1}/${RUNS} ${c.name}: ${s.ms.toFixed(0)} ms${s.rssKb ? `, ${(s.rssKb / 1024).toFixed(0)} MB` : ''}\n`);
+        process.stderr.write(`round ${round + 1}/${RUNS} ${c.name}: ${s.ms.toFixed(0)} ms${s.rssKb ? `, ${(s.rssKb / 1024).toFixed(0)} MB` : ''}${s.twoWriters ? ', 2 writer threads' : ''}\n`);
       }
     }
   }
   server.close();
   fresh(WORK);
   fresh(TRASH);
+  if (only) {
+    for (const [name, xs] of samples) {
+      if (xs.length === 0) continue;
+      const ms = xs.map((x) => x.ms).sort((a, b) => a - b);
+      const rss = Math.max(...xs.map((x) => x.rssKb ?? 0)) / 1024;
+      const two = xs.filter((x) => x.twoWriters).length;
+      process.stdout.write(`${name}: median ${ms[Math.floor(ms.length / 2)]?.toFixed(0)} ms (${ms[0]?.toFixed(0)} to ${ms.at(-1)?.toFixed(0)})${rss ? `, peak RSS ${rss.toFixed(0)} MB` : ''}${two ? `, 2 writer threads in ${two} of ${xs.length} runs` : ''}\n`);
+    }
+    return;
+  }
 
   const median = (xs: number[]): number => {
     const s = [...xs].sort((a, b) => a - b);
