@@ -5,6 +5,7 @@ import { createGunzip, type Gunzip } from 'node:zlib';
 import { formatBytes } from './bandwidth.js';
 import { StretcherError } from './errors.js';
 import type { Log } from './log.js';
+import { InflateInput } from './inflate-input.js';
 import { TarUnpacker, type ExtractLimits } from './tar-unpack.js';
 
 export type { ExtractLimits };
@@ -73,6 +74,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
   let headBytes = 0;
   let tar: TarUnpacker | undefined;
   let gunzip: Gunzip | undefined;
+  let gunzipInput: InflateInput | undefined;
   let fatal: Error | undefined;
 
   function start(): void {
@@ -96,6 +98,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
       // output chunk is a round trip through the main thread: 512 KiB chunks were 8% faster than 128 KiB
       // (alternated, median 1.04 s vs 1.13 s), at the same peak RSS.
       const inflate = (gunzip = createGunzip({ chunkSize: 512 * 1024 }));
+      gunzipInput = new InflateInput(inflate);
       inflate.on('data', (chunk: Buffer) => {
         unpacker.write(chunk);
         const full = unpacker.backpressure();
@@ -111,17 +114,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
 
   /** Hands archive bytes on; the promise, if any, says when to send more. */
   function feed(chunk: Buffer): Promise<void> | undefined {
-    if (gunzip) {
-      if (gunzip.destroyed || gunzip.write(chunk)) return undefined;
-      const inflate = gunzip;
-      return new Promise((resolve) => {
-        const go = (): void => {
-          inflate.off('drain', go).off('close', go);
-          resolve();
-        };
-        inflate.on('drain', go).on('close', go);
-      });
-    }
+    if (gunzipInput) return gunzipInput.write(chunk);
     tar?.write(chunk);
     return tar?.backpressure();
   }
@@ -158,6 +151,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
           done();
         };
         inflate.on('end', ended).on('close', ended);
+        gunzipInput?.flush();
         inflate.end();
         return;
       }
