@@ -143,7 +143,8 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
     if (err instanceof ManifestError && err.failureCommands) failureCommands = err.failureCommands;
   } finally {
     // Temp files go on every path, before success/failure commands run (as in Go stretcher).
-    for (const dir of [staging, workDir]) if (dir) await removeTree(dir).catch(() => {});
+    if (staging) await removeTree(staging).catch(() => {});
+    if (workDir) await rm(workDir, { recursive: true, force: true }).catch(() => {});
   }
 
   const durationMs = performance.now() - started;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 
 /**
  * Removes a tree that stretcher made: a staging tree, an old dest moved aside, a pruned release. `rm -rf`
@@ -8,6 +8,8 @@ import { rm } from 'node:fs/promises';
  * fs.rm remains where rm cannot run or fails.
  */
 export async function removeTree(dir: string): Promise<void> {
+  // Staging is usually gone by now (renamed into place): no process for nothing.
+  if (!(await lstat(dir).catch(() => undefined))) return;
   const removed = await new Promise<boolean>((resolve) => {
     const child = spawn('rm', ['-rf', '--', dir], { stdio: 'ignore' });
     child.on('error', () => resolve(false));
