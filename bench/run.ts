@@ -226,7 +226,7 @@ async function main(): Promise<void> {
   const table = [
     '| contender | median | min | max | ratio | vs | peak RSS |',
     '|---|---:|---:|---:|---:|---|---:|',
-    ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(0)} ms | ${r.min.toFixed(0)} | ${r.max.toFixed(0)} | ${r.ratio.toFixed(2)}x | ${r.ref === r.name ? '(reference)' : r.ref.split(' (')[0]} | ${r.rssMb ? `${r.rssMb.toFixed(0)} MB` : ''} |`),
+    ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(0)} ms | ${r.min.toFixed(0)} | ${r.max.toFixed(0)} | ${r.ratio.toFixed(2)}x | ${r.ref === r.name ? '(reference)' : r.ref.split(' (')[0]} | ${r.rssMb ? `${r.rssMb.toFixed(1)} MB` : ''} |`),
   ].join('\n');
   const get = (name: string) => rows.find((r) => r.name === name);
   const rssLarge = get('stretcher rsync, empty dest')?.rssMb ?? 0;
@@ -235,14 +235,14 @@ async function main(): Promise<void> {
   const targets = [
     '| target | measured | |',
     '|---|---|---|',
-    target('large, rsync, empty dest <= 0.7x shell', (get('stretcher rsync, empty dest')?.ratio ?? 9) <= 0.7, `${get('stretcher rsync, empty dest')?.ratio.toFixed(2)}x`),
-    target('large, mv <= 0.4x shell', (get('stretcher mv, no dest')?.ratio ?? 9) <= 0.4, `${get('stretcher mv, no dest')?.ratio.toFixed(2)}x`),
-    target('peak RSS <= 120 MB', Math.max(...rows.map((r) => r.rssMb)) <= 120, `${Math.max(...rows.map((r) => r.rssMb)).toFixed(0)} MB at most`),
+    target('large, rsync, empty dest <= 0.7x shell', (get('stretcher rsync, empty dest')?.ratio ?? 9) <= 0.7, `${get('stretcher rsync, empty dest')?.ratio.toFixed(3)}x`),
+    target('large, mv <= 0.4x shell', (get('stretcher mv, no dest')?.ratio ?? 9) <= 0.4, `${get('stretcher mv, no dest')?.ratio.toFixed(3)}x`),
+    target('peak RSS <= 120 MB', Math.max(...rows.map((r) => r.rssMb)) <= 120, `${Math.max(...rows.map((r) => r.rssMb)).toFixed(1)} MB at most`),
     rssXl === undefined
       ? '| peak RSS within 10% at 4x archive | skipped (BENCH_SKIP_XL) | |'
-      : target('peak RSS within 10% at 4x archive', Math.abs(rssXl - rssLarge) <= rssLarge * 0.1, `${rssLarge.toFixed(0)} MB -> ${rssXl.toFixed(0)} MB (${(((rssXl - rssLarge) / rssLarge) * 100).toFixed(1)}%)`),
-    target('stretcher --version <= 2x node -e 0', (get('stretcher --version')?.ratio ?? 9) <= 2, `${get('stretcher --version')?.ratio.toFixed(2)}x`),
-    target('commands-only file:// deploy <= 3x node -e 0', (get('stretcher commands-only deploy (file://)')?.ratio ?? 9) <= 3, `${get('stretcher commands-only deploy (file://)')?.ratio.toFixed(2)}x`),
+      : target('peak RSS within 10% at 4x archive', Math.abs(rssXl - rssLarge) <= rssLarge * 0.1, `${rssLarge.toFixed(1)} MB -> ${rssXl.toFixed(1)} MB (${(((rssXl - rssLarge) / rssLarge) * 100).toFixed(1)}%)`),
+    target('stretcher --version <= 2x node -e 0', (get('stretcher --version')?.ratio ?? 9) <= 2, `${get('stretcher --version')?.ratio.toFixed(3)}x`),
+    target('commands-only file:// deploy <= 3x node -e 0', (get('stretcher commands-only deploy (file://)')?.ratio ?? 9) <= 3, `${get('stretcher commands-only deploy (file://)')?.ratio.toFixed(3)}x`),
   ].join('\n');
   const machine = [
     `- CPU: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; memory ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
