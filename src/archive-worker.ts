@@ -6,7 +6,7 @@ import type { Piece, WriterBatch, WriterError, WriterReply } from './writer-pool
 const open = new Map<number, { fd: number; entry: FileEntry }>();
 // Files whose first piece failed: their later pieces are dropped.
 const failed = new Set<number>();
-// Time spent creating files in the current batch (writer-pool.ts: msPerFile).
+// Time spent creating files in the current batch (writer-pool.ts: msPerCreate).
 let createMs = 0;
 
 parentPort?.on('message', (batch: WriterBatch) => {

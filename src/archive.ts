@@ -4,8 +4,8 @@ import { Writable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { formatBytes } from './bandwidth.js';
 import { StretcherError } from './errors.js';
-import type { Log } from './log.js';
 import { InflateInput } from './inflate-input.js';
+import type { Log } from './log.js';
 import { TarUnpacker, type ExtractLimits } from './tar-unpack.js';
 
 export type { ExtractLimits };

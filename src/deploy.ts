@@ -15,9 +15,9 @@ import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
 import type { Archive, Manifest } from './manifest/types.js';
 import { redactUrl } from './redact.js';
+import { removeTree } from './remove-tree.js';
 import { parseSourceUrl } from './source/index.js';
 import { strategyFor } from './sync/index.js';
-import { removeTree } from './remove-tree.js';
 import { recoverDebris, removeDeadDebris, WORK_DEBRIS } from './sync/debris.js';
 
 export interface DeployOptions {

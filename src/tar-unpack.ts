@@ -140,9 +140,9 @@ export class TarUnpacker {
    */
   backpressure(): Promise<void> | undefined {
     if (!this.pool || this.pool.bytesInFlight < HIGH_WATER) return undefined;
-    const msPerFile = this.pool.msPerFile ?? 0;
-    if (this.pool.canGrow && msPerFile > SLOW_CREATE_MS) {
-      this.log.info(`unpacking: creating a file takes ${msPerFile.toFixed(2)} ms, so a second writer thread joins the first`);
+    const msPerCreate = this.pool.msPerCreate ?? 0;
+    if (this.pool.canGrow && msPerCreate > SLOW_CREATE_MS) {
+      this.log.info(`unpacking: creating a file takes ${msPerCreate.toFixed(2)} ms, so a second writer thread joins the first`);
       return this.pool.grow();
     }
     return this.pool.below(LOW_WATER);

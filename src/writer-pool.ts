@@ -114,7 +114,7 @@ export class WriterPool {
    * Writing the data is not counted: when writes are slow (a big file's many pages, dirty pages throttled
    * during heavy writeback) a second thread only waits too, and costs 6 to 9 MB of memory (measured).
    */
-  get msPerFile(): number | undefined {
+  get msPerCreate(): number | undefined {
     return this.filesWritten >= 256 ? this.createMs / this.filesWritten : undefined;
   }
 
