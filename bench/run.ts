@@ -190,16 +190,6 @@ async function main(): Promise<void> {
   server.close();
   fresh(WORK);
   fresh(TRASH);
-  if (only) {
-    for (const [name, xs] of samples) {
-      if (xs.length === 0) continue;
-      const ms = xs.map((x) => x.ms).sort((a, b) => a - b);
-      const rss = Math.max(...xs.map((x) => x.rssKb ?? 0)) / 1024;
-      const two = xs.filter((x) => x.twoWriters).length;
-      process.stdout.write(`${name}: median ${ms[Math.floor(ms.length / 2)]?.toFixed(0)} ms (${ms[0]?.toFixed(0)} to ${ms.at(-1)?.toFixed(0)})${rss ? `, peak RSS ${rss.toFixed(0)} MB` : ''}${two ? `, 2 writer threads in ${two} of ${xs.length} runs` : ''}\n`);
-    }
-    return;
-  }
 
   const median = (xs: number[]): number => {
     const s = [...xs].sort((a, b) => a - b);
@@ -211,6 +201,15 @@ async function main(): Promise<void> {
     const rss = (samples.get(name) ?? []).map((s) => s.rssKb ?? 0);
     return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), rssMb: Math.max(...rss) / 1024 };
   };
+  if (only) {
+    for (const [name, xs] of samples) {
+      if (xs.length === 0) continue;
+      const st = stats(name);
+      const two = xs.filter((x) => x.twoWriters).length;
+      process.stdout.write(`${name}: median ${st.median.toFixed(0)} ms (${st.min.toFixed(0)} to ${st.max.toFixed(0)})${st.rssMb ? `, peak RSS ${st.rssMb.toFixed(1)} MB` : ''}${two ? `, 2 writer threads in ${two} of ${xs.length} runs` : ''}\n`);
+    }
+    return;
+  }
   const refFor: Record<string, string> = {
     large: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest',
     small: 'shell pipeline, small archive',

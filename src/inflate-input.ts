@@ -8,9 +8,9 @@ const IN_FLIGHT = 2;
 /**
  * Gathers the download's chunks (64 KiB from a socket) into fewer, larger writes to gunzip. Each write is a
  * round trip to libuv's pool and back, and on two busy cores every wake-up costs: 256 KiB writes made the
- * large benchmark deploy 7% faster (10 alternated runs, median 1.055 s vs 1.14 s). The blocks are reused once zlib
- * has consumed them, so gathering adds no garbage for the GC to find: copying into a new buffer each time
- * was as fast and cost 2 MB more peak RSS.
+ * large benchmark deploy 7% faster (10 alternated runs, median 1.055 s vs 1.14 s). The blocks are reused
+ * once zlib has consumed them, so gathering adds no garbage for the GC to find: copying into a new buffer
+ * each time was as fast and cost 2 MB more peak RSS.
  */
 export class InflateInput {
   private block: Buffer | undefined;
