@@ -111,6 +111,8 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
         const chunks = inflated;
         inflated = [];
         for (const chunk of chunks) unpacker.write(chunk);
+        // The rest is not needed (finish() reports why), and a decompression bomb is not inflated to its end.
+        if (unpacker.failed) return void inflate.destroy();
         const full = unpacker.backpressure();
         if (full) {
           inflate.pause();

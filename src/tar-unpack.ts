@@ -2,12 +2,12 @@ import { lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { chmod, lchown, link, lstat, unlink, utimes } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { Parser, type ReadEntry } from 'tar';
 import { formatBytes } from './bandwidth.js';
 import { createDeferredLink, HostileArchiveError, obstacleOnPath, safeRelative, type DeferredLink } from './archive-tree.js';
 import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './archive-writer.js';
 import { StretcherError } from './errors.js';
 import type { Log } from './log.js';
+import { TarStream, type EntryBody, type TarHeader } from './tar-stream.js';
 import { BATCH_BYTES, WriterPool, type WriterError } from './writer-pool.js';
 
 export interface ExtractLimits {
@@ -49,8 +49,8 @@ interface HardLink {
 }
 
 /**
- * Unpacks a tar or tar.gz stream into `staging`, which must be private to this deploy: node-tar parses and
- * inflates, and this class decides what each entry may do and writes it.
+ * Unpacks a tar stream into `staging`, which must be private to this deploy: tar-stream.ts parses it, and
+ * this class decides what each entry may do and writes it.
  *
  * Safety, decided per case (README, "Archives"):
  * - `..` in a path, and hard links that leave the tree, fail the deploy: a half-extracted hostile archive
@@ -65,7 +65,7 @@ interface HardLink {
  * mtimes are restored after their contents are written, as GNU tar does.
  */
 export class TarUnpacker {
-  private readonly parser: Parser;
+  private readonly parser: TarStream;
   private entries = 0;
   private bytes = 0;
   private fatal: Error | undefined;
@@ -97,20 +97,11 @@ export class TarUnpacker {
     const st = lstatSync(staging);
     if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads);
     this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
-    this.parser = new Parser({
-      strict: false,
-      // The default ratio of 1000 rejects legitimate sparse archives; size is bounded by maxBytes instead.
-      maxDecompressionRatio: Number.MAX_SAFE_INTEGER,
-      onwarn: (code: string, message: string | Error) => {
-        const text = message instanceof Error ? message.message : message;
-        if (code === 'TAR_ENTRY_INFO') log.warn(`archive: ${text}`);
-        // A damaged header is corruption.
-        else if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_BAD_ARCHIVE') this.corrupt(text);
-        else this.fatal ??= new HostileArchiveError(`refusing the archive: ${text}`);
-      },
+    this.parser = new TarStream({
+      entry: (header) => this.onEntry(header),
+      skipped: (header) => log.warn(`skipping archive entry ${JSON.stringify(header.path)}: ${header.type} entries are not extracted`),
+      corrupt: (message) => this.corrupt(message),
     });
-    this.parser.on('entry', (entry: ReadEntry) => this.onEntry(entry));
-    this.parser.on('error', (err: Error) => this.corrupt(err.message.replace(/^TAR_BAD_ARCHIVE: /, '')));
   }
 
   write(chunk: Buffer): void {
@@ -132,6 +123,11 @@ export class TarUnpacker {
     } catch (err) {
       this.corrupt((err as Error).message);
     }
+  }
+
+  /** Unpacking has failed or been stopped: no more input is needed. */
+  get failed(): boolean {
+    return this.fatal !== undefined;
   }
 
   /**
@@ -179,15 +175,15 @@ export class TarUnpacker {
     await this.pool?.close();
   }
 
-  private onEntry(e: ReadEntry): void {
-    if (this.fatal) return void e.resume();
+  private onEntry(e: TarHeader): EntryBody | undefined {
+    if (this.fatal) return undefined;
     this.entries++;
-    this.bytes += e.size ?? 0;
+    this.bytes += e.size;
     const { maxEntries, maxBytes } = this.limits;
-    if (this.entries > maxEntries) return this.stop(new StretcherError(`the archive has more than ${maxEntries} entries (--max-extract-entries)`), e);
-    if (this.bytes > maxBytes) return this.stop(new StretcherError(`the archive unpacks to more than ${formatBytes(maxBytes)} (--max-extract-size)`), e);
+    if (this.entries > maxEntries) return this.stop(new StretcherError(`the archive has more than ${maxEntries} entries (--max-extract-entries)`));
+    if (this.bytes > maxBytes) return this.stop(new StretcherError(`the archive unpacks to more than ${formatBytes(maxBytes)} (--max-extract-size)`));
     const rel = safeRelative(e.path);
-    if (rel === undefined) return this.stop(new HostileArchiveError(`refusing archive entry ${JSON.stringify(e.path)}: its path leaves the staging directory`), e);
+    if (rel === undefined) return this.stop(new HostileArchiveError(`refusing archive entry ${JSON.stringify(e.path)}: its path leaves the staging directory`));
     if (e.path.startsWith('/')) this.log.warn(`archive: stripping / from absolute path ${JSON.stringify(e.path)}`);
     // A later entry with the same path replaces an earlier one, as in GNU tar.
     this.symlinks.delete(rel);
@@ -203,7 +199,7 @@ export class TarUnpacker {
           this.directory(e, rel);
           break;
         case 'SymbolicLink':
-          if (rel === '') return this.stop(new HostileArchiveError('refusing a symlink as the archive root'), e);
+          if (rel === '') return this.stop(new HostileArchiveError('refusing a symlink as the archive root'));
           this.symlinks.set(rel, {
             rel,
             target: String(e.linkpath ?? ''),
@@ -215,7 +211,7 @@ export class TarUnpacker {
         case 'Link': {
           const target = safeRelative(String(e.linkpath ?? ''));
           if (rel === '' || !target) {
-            return this.stop(new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(e.path)} points to ${JSON.stringify(e.linkpath)}, outside the staging directory`), e);
+            return this.stop(new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(e.path)} points to ${JSON.stringify(e.linkpath)}, outside the staging directory`));
           }
           this.hardLinks.set(rel, { rel, target });
           break;
@@ -229,12 +225,12 @@ export class TarUnpacker {
           this.log.warn(`archive: skipped an entry: unsupported entry type: ${e.type} (${JSON.stringify(e.path)})`);
       }
     } catch (err) {
-      return this.stop(this.writeError(rel, err), e);
+      return this.stop(this.writeError(rel, err));
     }
-    e.resume();
+    return undefined;
   }
 
-  private directory(e: ReadEntry, rel: string): void {
+  private directory(e: TarHeader, rel: string): void {
     this.realDir(rel, true);
     this.dirs.push({
       rel,
@@ -244,7 +240,7 @@ export class TarUnpacker {
     });
   }
 
-  private file(e: ReadEntry, rel: string): void {
+  private file(e: TarHeader, rel: string): EntryBody {
     if (rel === '') throw new EntryConflictError('archive entry for the staging root is a file');
     this.realDir(parentOf(rel), false);
     if (this.realDirs.has(rel)) throw new EntryConflictError(`archive entry ${JSON.stringify(rel)} is a file where a directory already is`);
@@ -260,36 +256,38 @@ export class TarUnpacker {
       ...(owner && (owner.uid !== this.newFileOwner.uid || owner.gid !== this.newFileOwner.gid) ? { owner } : {}),
       ...((mode & 0o7000) === 0 && (mode & this.umask) === 0 ? { createMode: mode } : {}),
     };
-    if (!this.pool && (this.written++ < POOL_AFTER_FILES || this.threads < 2)) this.writeHere(e, entry);
-    else this.writeThere(e, entry);
+    if (!this.pool && (this.written++ < POOL_AFTER_FILES || this.threads < 2)) return this.writeHere(entry);
+    return this.writeThere(entry);
   }
 
-  private writeHere(e: ReadEntry, entry: FileEntry): void {
+  private writeHere(entry: FileEntry): EntryBody {
     const fd = createEntryFile(entry);
     this.openFd = fd;
-    e.on('data', (chunk: Buffer) => {
-      if (this.openFd !== fd) return;
-      try {
-        writeChunks(fd, [chunk]);
-      } catch (err) {
-        closeQuietly(fd);
+    return {
+      data: (piece) => {
+        if (this.openFd !== fd) return;
+        try {
+          writeChunks(fd, [piece]);
+        } catch (err) {
+          closeQuietly(fd);
+          this.openFd = undefined;
+          this.stop(this.writeError(entry.rel, err));
+        }
+      },
+      end: () => {
+        if (this.openFd !== fd) return;
         this.openFd = undefined;
-        this.stop(this.writeError(entry.rel, err));
-      }
-    });
-    e.on('end', () => {
-      if (this.openFd !== fd) return;
-      this.openFd = undefined;
-      try {
-        // Closes fd whatever happens: closing it again could close another thread's file by the same number.
-        completeEntryFile(fd, entry);
-      } catch (err) {
-        this.stop(this.writeError(entry.rel, err));
-      }
-    });
+        try {
+          // Closes fd whatever happens: closing it again could close another thread's file by the same number.
+          completeEntryFile(fd, entry);
+        } catch (err) {
+          this.stop(this.writeError(entry.rel, err));
+        }
+      },
+    };
   }
 
-  private writeThere(e: ReadEntry, entry: FileEntry): void {
+  private writeThere(entry: FileEntry): EntryBody {
     this.pool ??= new WriterPool(this.threads);
     const pool = this.pool;
     const thread = pool.route(entry.rel);
@@ -303,21 +301,23 @@ export class TarUnpacker {
       chunks = [];
       bytes = 0;
     };
-    e.on('data', (chunk: Buffer) => {
-      let rest = chunk;
-      while (bytes + rest.length >= BATCH_BYTES) {
-        const take = BATCH_BYTES - bytes;
-        chunks.push(rest.subarray(0, take));
-        bytes += take;
-        rest = rest.subarray(take);
-        add(false);
-      }
-      if (rest.length > 0) {
-        chunks.push(rest);
-        bytes += rest.length;
-      }
-    });
-    e.on('end', () => add(true));
+    return {
+      data: (piece) => {
+        let rest = piece;
+        while (bytes + rest.length >= BATCH_BYTES) {
+          const take = BATCH_BYTES - bytes;
+          chunks.push(rest.subarray(0, take));
+          bytes += take;
+          rest = rest.subarray(take);
+          add(false);
+        }
+        if (rest.length > 0) {
+          chunks.push(rest);
+          bytes += rest.length;
+        }
+      },
+      end: () => add(true),
+    };
   }
 
   /** mkdir -p for rel, refusing to pass through a symlink or a file; `replace` lets rel itself replace one. */
@@ -354,20 +354,20 @@ export class TarUnpacker {
     await link(target, abs);
   }
 
-  private ownerOf(e: ReadEntry): { owner?: { uid: number; gid: number } } {
+  private ownerOf(e: TarHeader): { owner?: { uid: number; gid: number } } {
     return this.isRoot && typeof e.uid === 'number' && typeof e.gid === 'number' ? { owner: { uid: e.uid, gid: e.gid } } : {};
   }
 
-  private stop(err: Error, e?: ReadEntry): void {
+  private stop(err: Error): undefined {
     this.fatal ??= err;
-    e?.resume();
-    // Stop inflating: a decompression bomb is not read to its end.
-    this.parser.abort(err);
+    // Nothing more is parsed, and the caller stops inflating: a decompression bomb is not read to its end.
+    this.parser.stop();
+    return undefined;
   }
 
   /** A problem found outside the tar stream itself (its gzip layer). */
   corrupt(text: string): void {
-    this.fatal ??= new StretcherError(`cannot unpack the archive: ${text === 'checksum failure' ? 'a tar header is corrupt (header checksum mismatch)' : text}`);
+    this.fatal ??= new StretcherError(`cannot unpack the archive: ${text}`);
   }
 
   private writeError(rel: string, err: unknown): Error {

@@ -139,3 +139,31 @@ test('detectFormat: v7 tar without magic is recognised by its header checksum', 
   assert.equal(detectFormat(Buffer.alloc(1024)), 'tar');
   assert.equal(detectFormat(Buffer.from('hello')), 'unknown');
 });
+
+test('an empty archive, one cut inside a header, and a sparse entry: each named; dest untouched when it fails', async (t) => {
+  const empty = await deployHostile(t, []);
+  assert.equal(empty.r.code, 1);
+  assert.equal(empty.error, 'cannot unpack the archive: it has no entries');
+  assert.deepEqual(listTree(empty.s.dest), ['v1']);
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  writeFileSync(path.join(s.dest, 'v1'), 'v1');
+  s.manifest(s.archive(tar([{ path: 'a', body: 'a' }, { path: 'b' }]).subarray(0, 1024 + 100)));
+  const cut = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(cut.code, 1);
+  assert.match(cut.stderr, /deploy failed: cannot unpack the archive: it ends inside a tar header, at byte 1024\n/);
+  assert.deepEqual(listTree(s.dest), ['v1']);
+  assert.deepEqual(s.leftovers(), []);
+  // A GNU sparse entry ('S'): skipped with a warning, the rest deployed.
+  const sparse = tar([{ path: 'holes.img', body: 'map and data' }, { path: 'app' }]);
+  sparse.write('S', 156, 'latin1');
+  sparse.write('        ', 148, 'latin1');
+  let sum = 0;
+  for (const b of sparse.subarray(0, 512)) sum += b;
+  sparse.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  s.manifest(s.archive(sparse, 'sparse.tar'), 'sparse.yml');
+  const r = await s.run(`${s.root}/sparse.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /skipping archive entry "holes.img": SparseFile entries are not extracted/);
+  assert.deepEqual(listTree(s.dest), ['app']);
+});
