@@ -6,6 +6,7 @@ import { formatBytes } from './bandwidth.js';
 import { StretcherError } from './errors.js';
 import { InflateInput } from './inflate-input.js';
 import type { Log } from './log.js';
+import { Scavenger } from './scavenger.js';
 import { TarUnpacker, type ExtractLimits } from './tar-unpack.js';
 
 export type { ExtractLimits };
@@ -78,6 +79,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
   /** Parses what gunzip has emitted and not yet handed to the tar unpacker. */
   let parseInflated: (() => void) | undefined;
   let fatal: Error | undefined;
+  const scavenger = new Scavenger();
 
   function start(): void {
     const first = Buffer.concat(head);
@@ -110,7 +112,10 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
         scheduled = false;
         const chunks = inflated;
         inflated = [];
-        for (const chunk of chunks) unpacker.write(chunk);
+        for (const chunk of chunks) {
+          unpacker.write(chunk);
+          scavenger.discarded(chunk.length);
+        }
         // The rest is not needed (finish() reports why), and a decompression bomb is not inflated to its end.
         if (unpacker.failed) return void inflate.destroy();
         const full = unpacker.backpressure();
@@ -134,6 +139,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
   function feed(chunk: Buffer): Promise<void> | undefined {
     if (gunzipInput) return gunzipInput.write(chunk);
     tar?.write(chunk);
+    scavenger.discarded(chunk.length);
     return tar?.backpressure();
   }
 
