@@ -1,4 +1,5 @@
-import { Header, Pax, type HeaderData } from 'tar';
+import { Header, type HeaderData } from 'tar/header';
+import { Pax } from 'tar/pax';
 
 /** One entry's header, with pax and GNU long-name headers applied. */
 export interface TarHeader {
