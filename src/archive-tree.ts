@@ -18,8 +18,13 @@ export interface DeferredLink {
   gid?: number;
 }
 
+/** A path that is not already relative and normal: a leading or trailing /, //, or a . or .. component. */
+const NOT_PLAIN = /^\/|\/$|\/\/|(^|\/)\.\.?(\/|$)/;
+
 /** The entry's path relative to the staging root ("" for the root itself), or undefined if it would leave it. */
 export function safeRelative(entryPath: string): string | undefined {
+  // Most entries are already in that form: checked in one pass, they need no splitting (10,000 entries).
+  if (entryPath !== '' && !NOT_PLAIN.test(entryPath)) return entryPath;
   const parts: string[] = [];
   for (const part of entryPath.split('/')) {
     if (part === '' || part === '.') continue;

@@ -80,6 +80,8 @@ export class TarUnpacker {
   private readonly umask = currentUmask();
   /** Who owns a file created in staging: our uid, and staging's group if it is setgid, else ours. */
   private readonly newFileOwner: { uid: number; gid: number };
+  /** staging and a slash: rel is already normal (safeRelative), so this is path.join without its cost. */
+  private readonly stagingPrefix: string;
   private readonly now = Date.now() / 1000;
   private readonly threads = Math.min(2, availableParallelism());
   private written = 0;
@@ -95,6 +97,7 @@ export class TarUnpacker {
     archiveBytes?: number,
   ) {
     const st = lstatSync(staging);
+    this.stagingPrefix = path.join(staging, '/');
     if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads);
     this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
     this.parser = new TarStream({
@@ -250,7 +253,7 @@ export class TarUnpacker {
     // Two syscalls fewer per file for the usual archive: created with its mode, already owned right.
     const entry: FileEntry = {
       rel,
-      abs: path.join(this.staging, rel),
+      abs: this.stagingPrefix + rel,
       mode,
       ...(e.mtime ? { mtime: e.mtime.getTime() / 1000, atime: e.atime ? e.atime.getTime() / 1000 : this.now } : {}),
       ...(owner && (owner.uid !== this.newFileOwner.uid || owner.gid !== this.newFileOwner.gid) ? { owner } : {}),

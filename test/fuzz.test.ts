@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { StretcherError } from '../src/errors.js';
+import { safeRelative } from '../src/archive-tree.js';
 import { parseEvent } from '../src/event.js';
 import { manifestFromText } from '../src/manifest/load.js';
 import { expandTemplate } from '../src/manifest/template.js';
@@ -104,4 +105,18 @@ test('manifest loader: YAML bombs (aliases) and deep nesting end cleanly', () =>
   cleanly(() => manifestFromText(bomb, 'file:///m.yml', env));
   cleanly(() => manifestFromText(`${'['.repeat(5000)}${']'.repeat(5000)}`, 'file:///m.yml', env));
   cleanly(() => manifestFromText(`commands:\n  pre:\n${'    - x\n'.repeat(20000)}`, 'file:///m.yml', env));
+});
+
+test('safeRelative: its fast path for plain paths agrees with splitting every path', () => {
+  const slow = (p: string): string | undefined => {
+    const parts: string[] = [];
+    for (const part of p.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') return undefined;
+      parts.push(part);
+    }
+    return parts.join('/');
+  };
+  const pathish = fc.array(fc.constantFrom('a', 'b.', '.', '..', '...', '.x', '/', '//', 'é'), { maxLength: 12 }).map((p) => p.join(''));
+  fc.assert(fc.property(fc.oneof(pathish, fc.string()), (p) => assert.equal(safeRelative(p), slow(p))), { numRuns: RUNS * 5 });
 });
