@@ -28,18 +28,8 @@ interface Spec {
   globalComment: string | undefined;
 }
 
-/** What both parsers report of an entry. */
-interface Seen {
-  type: string;
-  path: string;
-  linkpath: string | undefined;
-  size: number;
-  mode: number | undefined;
-  uid: number | undefined;
-  gid: number | undefined;
-  mtime: number | undefined;
-  body?: string;
-}
+/** What both parsers report of an entry: its header, times as numbers, and a digest of its data. */
+type Seen = Omit<TarHeader, 'mtime' | 'atime'> & { mtime: number | undefined; body?: string };
 
 function numeric(n: number, width: number): Buffer {
   const field = Buffer.alloc(width);
