@@ -224,8 +224,7 @@ export class TarUnpacker {
         case 'FIFO':
           this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not extracted`);
           break;
-        default:
-          this.log.warn(`archive: skipped an entry: unsupported entry type: ${e.type} (${JSON.stringify(e.path)})`);
+        // No other type reaches here: TarStream reports the rest as skipped (constructor).
       }
     } catch (err) {
       return this.stop(this.writeError(rel, err));
