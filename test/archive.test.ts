@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -166,4 +168,42 @@ test('an empty archive, one cut inside a header, and a sparse entry: each named;
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /skipping archive entry "holes.img": SparseFile entries are not extracted/);
   assert.deepEqual(listTree(s.dest), ['app']);
+});
+
+/** Every entry below root: type, mode, mtime, and content or link target, as a deploy must reproduce them. */
+function describeTree(root: string): string[] {
+  return listTree(root).map((rel) => {
+    const abs = path.join(root, rel);
+    const st = lstatSync(abs);
+    const what = st.isSymbolicLink() ? `-> ${readlinkSync(abs)}` : st.isFile() ? createHash('sha1').update(readFileSync(abs)).digest('hex') : 'dir';
+    // A directory's mtime changes as its entries are made; files and links keep the archive's.
+    const mtime = st.isDirectory() ? '' : ` ${Math.floor(st.mtimeMs / 1000)}`;
+    return `${rel} ${(st.mode & 0o7777).toString(8)}${mtime} ${what} links=${st.isFile() ? st.nlink : ''}`;
+  });
+}
+
+test('archives made by GNU tar deploy exactly, in each of its formats (long names, pax, links, modes)', async (t) => {
+  const s = new Scenario(t);
+  const src = path.join(s.root, 'src');
+  const deep = ['a'.repeat(60), 'b'.repeat(60), 'ç'.repeat(30), 'd'.repeat(60)].join('/');
+  mkdirSync(path.join(src, deep), { recursive: true });
+  writeFileSync(path.join(src, deep, `${'long-file-name-'.repeat(8)}.txt`), 'deep and long\n');
+  writeFileSync(path.join(src, 'exact-512'), Buffer.alloc(512, 1));
+  writeFileSync(path.join(src, 'empty'), '');
+  writeFileSync(path.join(src, 'run.sh'), '#!/bin/sh\n', { mode: 0o751 });
+  chmodSync(path.join(src, 'run.sh'), 0o751);
+  writeFileSync(path.join(src, 'big.bin'), randomBytes(3 * 1024 * 1024 + 7));
+  symlinkSync(`${deep}/${'long-file-name-'.repeat(8)}.txt`, path.join(src, 'long-link'));
+  linkSync(path.join(src, 'exact-512'), path.join(src, 'hard'));
+  for (const f of listTree(src)) if (!f.endsWith('/')) lutimesSync(path.join(src, f), 1_600_000_000, 1_600_000_000);
+  const expected = describeTree(src);
+  for (const format of ['gnu', 'oldgnu', 'pax', 'posix']) {
+    const archive = path.join(s.root, `${format}.tgz`);
+    execFileSync('tar', [`--format=${format}`, '-czf', archive, '-C', src, '.']);
+    s.manifest(`${s.archive(readFileSync(archive), `${format}-copy.tgz`)}sync_strategy: mv\n`, `${format}.yml`);
+    const r = await s.run(`${s.root}/${format}.yml`);
+    assert.equal(r.code, 0, `${format}: ${r.stderr}`);
+    assert.deepEqual(describeTree(s.dest), expected, format);
+  }
+  assert.deepEqual(s.leftovers(), []);
 });
