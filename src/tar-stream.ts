@@ -35,6 +35,7 @@ const BLOCK = 512;
 /** Pax and GNU long-name headers larger than this are refused: no real path or attribute set is that long. */
 const MAX_META_BYTES = 1 << 20;
 
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const FS_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Link', 'SymbolicLink', 'CharacterDevice', 'BlockDevice', 'Directory', 'FIFO', 'GNUDumpDir']);
 const META_TYPES = new Set(['ExtendedHeader', 'OldExtendedHeader', 'GlobalExtendedHeader', 'NextFileHasLongPath', 'OldGnuLongPath', 'NextFileHasLongLinkpath']);
 /** Types whose header may name a link target (node-tar's rule: any other type with one is a damaged header). */
@@ -66,6 +67,12 @@ export class TarStream {
   private remain = 0;
   private padding = 0;
   private extended: HeaderData | undefined;
+  /**
+   * The real name of the next entry when a pax header says it is a GNU sparse file (`tar --sparse
+   * --format=pax`): its data is a sparse map followed by the data, under a made-up GNUSparseFile.N/ path.
+   * node-tar does not know these keys, and wrote that map and data out as the file.
+   */
+  private sparseName: string | undefined;
   private global: HeaderData | undefined;
   private nullBlock = false;
   private entries = 0;
@@ -155,10 +162,12 @@ export class TarStream {
       return;
     }
     const extended = this.extended;
+    const sparseName = this.sparseName;
     this.extended = undefined;
+    this.sparseName = undefined;
     const header: TarHeader = {
-      type,
-      path: extended?.path ?? h.path,
+      type: sparseName !== undefined && FILE_TYPES.has(type) ? 'SparseFile' : type,
+      path: sparseName || (extended?.path ?? h.path),
       linkpath: extended?.linkpath ?? (blockLinkpath || undefined),
       size,
       mode: h.mode === undefined ? undefined : h.mode & 0o7777,
@@ -168,7 +177,7 @@ export class TarStream {
       atime: h.atime,
     };
     this.entries++;
-    if (!FS_TYPES.has(type)) return this.events.skipped(header);
+    if (!FS_TYPES.has(header.type)) return this.events.skipped(header);
     if ((type === 'Link' || type === 'SymbolicLink') && !header.linkpath) {
       return this.fail(`the ${type} entry ${JSON.stringify(header.path)} has no target`);
     }
@@ -216,6 +225,7 @@ export class TarStream {
       case 'ExtendedHeader':
       case 'OldExtendedHeader':
         this.extended = Pax.parse(text, this.extended, false);
+        if (/(^|\n)\d+ GNU\.sparse\./.test(text)) this.sparseName = /(?:^|\n)\d+ GNU\.sparse\.name=([^\n]*)/.exec(text)?.[1] ?? '';
         break;
       case 'GlobalExtendedHeader':
         this.global = Pax.parse(text, this.global, true);

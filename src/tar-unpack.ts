@@ -102,7 +102,7 @@ export class TarUnpacker {
     this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
     this.parser = new TarStream({
       entry: (header) => this.onEntry(header),
-      skipped: (header) => log.warn(`skipping archive entry ${JSON.stringify(header.path)}: ${header.type} entries are not extracted`),
+      skipped: (header) => this.skipped(header),
       corrupt: (message) => this.corrupt(message),
     });
   }
@@ -230,6 +230,20 @@ export class TarUnpacker {
       return this.stop(this.writeError(rel, err));
     }
     return undefined;
+  }
+
+  /**
+   * A sparse file (`tar --sparse`) or a multi-volume continuation is a regular file we cannot rebuild:
+   * deploying without it would not be the archive. Other types (tape volume labels, Solaris ACLs, inode
+   * records) are metadata, and are skipped.
+   */
+  private skipped(e: TarHeader): void {
+    if (this.fatal) return;
+    if (e.type === 'SparseFile' || e.type === 'ContinuationFile') {
+      const what = e.type === 'SparseFile' ? 'a sparse file (tar --sparse), which stretcher does not unpack: make the archive without --sparse' : 'the continuation of a multi-volume archive, which stretcher does not unpack';
+      return void this.stop(new StretcherError(`cannot unpack ${JSON.stringify(e.path)}: it is ${what}`));
+    }
+    this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not extracted`);
   }
 
   private directory(e: TarHeader, rel: string): void {

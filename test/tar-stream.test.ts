@@ -300,8 +300,11 @@ test('TarStream: entries of other types are reported as skipped, and their data 
     skipped: (h) => void skipped.push(`${h.type} ${h.path}`),
     corrupt: (message) => assert.fail(message),
   });
-  stream.write(archive([sparse, file('after')]));
+  // GNU tar's pax sparse form: a plain file under a made-up path, flagged only by GNU.sparse.* pax keys.
+  const paxSparse = paxRecords([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', 'real/disk.img'], ['GNU.sparse.realsize', '4194304']]);
+  const paxFile = { ...file('GNUSparseFile.42/disk.img', 'map and data'.repeat(50)), encoding: 'ustar' as const };
+  stream.write(Buffer.concat([archive([sparse, file('after')]).subarray(0, -1024), ...meta('x', paxSparse, false), archive([paxFile, file('last')])]));
   stream.end();
-  assert.deepEqual(skipped, ['SparseFile holes.img']);
-  assert.deepEqual(files, ['after']);
+  assert.deepEqual(skipped, ['SparseFile holes.img', 'SparseFile real/disk.img']);
+  assert.deepEqual(files, ['after', 'last']);
 });
