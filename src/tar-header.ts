@@ -88,9 +88,11 @@ function decodePlain(buf: Buffer, off: number): DecodedHeader {
   return header;
 }
 
-/** "ustar\0" "00": only then does node-tar read the prefix and the times after it. */
+/** POSIX ustar's magic and version: only then does node-tar read the prefix and the times after it. */
+const POSIX_MAGIC = Buffer.from('ustar\u000000', 'latin1');
+
 function isPosixMagic(buf: Buffer, at: number): boolean {
-  return buf[at] === 0x75 && buf[at + 1] === 0x73 && buf[at + 2] === 0x74 && buf[at + 3] === 0x61 && buf[at + 4] === 0x72 && buf[at + 5] === 0 && buf[at + 6] === 0x30 && buf[at + 7] === 0x30;
+  return buf.compare(POSIX_MAGIC, 0, POSIX_MAGIC.length, at, at + POSIX_MAGIC.length) === 0;
 }
 
 /**

@@ -222,7 +222,7 @@ export class TarUnpacker {
         case 'CharacterDevice':
         case 'BlockDevice':
         case 'FIFO':
-          this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not extracted`);
+          this.skipped(e);
           break;
         // No other type reaches here: TarStream reports the rest as skipped (constructor).
       }
@@ -234,8 +234,8 @@ export class TarUnpacker {
 
   /**
    * A sparse file (`tar --sparse`) or a multi-volume continuation is a regular file we cannot rebuild:
-   * deploying without it would not be the archive. Other types (tape volume labels, Solaris ACLs, inode
-   * records) are metadata, and are skipped.
+   * deploying without it would not be the archive. Device files and FIFOs are not deployed, and other
+   * types (tape volume labels, Solaris ACLs, inode records) are metadata: those are skipped, with a warning.
    */
   private skipped(e: TarHeader): void {
     if (this.fatal) return;
@@ -381,7 +381,7 @@ export class TarUnpacker {
     return undefined;
   }
 
-  /** A problem found outside the tar stream itself (its gzip layer). */
+  /** The archive is damaged: its gzip layer (archive.ts) or its tar structure (TarStream) said why. */
   corrupt(text: string): void {
     this.fatal ??= new StretcherError(`cannot unpack the archive: ${text}`);
   }
