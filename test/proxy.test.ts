@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { proxyFor } from '../src/source/proxy.js';
 import { TestServer } from './helpers/http.js';
@@ -55,4 +60,42 @@ test('http: HTTP_PROXY carries the manifest and archive requests, as Go stretche
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(listTree(s.dest), ['through-proxy']);
   assert.deepEqual(seen, [`http://deploy.test:${originPort}/m.yml`, `http://deploy.test:${originPort}/a.tar`]);
+});
+
+test('https: HTTPS_PROXY tunnels the manifest and archive requests through CONNECT', async (t) => {
+  const s = new Scenario(t);
+  // A certificate for "deploy.test", trusted by the deploy through NODE_EXTRA_CA_CERTS.
+  const certs = mkdtempSync(join(tmpdir(), 'stretcher-tls-'));
+  t.after(() => rmSync(certs, { recursive: true, force: true }));
+  const key = join(certs, 'key.pem');
+  const cert = join(certs, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=deploy.test', '-addext', 'subjectAltName=DNS:deploy.test'], { stdio: 'ignore' });
+  const archive = tar([{ path: 'through-tunnel' }]);
+  const files = new Map<string, string | Buffer>([['/m.yml', `src: a.tar\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\n`], ['/a.tar', archive]]);
+  const origin = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+    const body = files.get(req.url ?? '');
+    res.writeHead(body === undefined ? 404 : 200).end(body);
+  });
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  t.after(() => origin.close());
+  const originPort = (origin.address() as AddressInfo).port;
+  // A CONNECT proxy that knows "deploy.test" as the origin: stretcher cannot resolve the name itself.
+  const tunnels: string[] = [];
+  const proxy = createServer((_req, res) => res.writeHead(405).end());
+  proxy.on('connect', (req, client) => {
+    tunnels.push(req.url ?? '');
+    const upstream = connect(originPort, '127.0.0.1', () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.pipe(client).pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.after(() => proxy.close());
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const r = await s.run(`https://deploy.test:${originPort}/m.yml`, { env: { HTTPS_PROXY: proxyUrl, NODE_EXTRA_CA_CERTS: cert } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['through-tunnel']);
+  assert.ok(tunnels.length >= 1 && tunnels.every((u) => u === `deploy.test:${originPort}`), tunnels.join(', '));
 });
