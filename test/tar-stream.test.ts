@@ -153,9 +153,10 @@ function digest(pieces: Buffer[]): string {
 function seen(h: { type: string; path: string; linkpath?: string | undefined; size?: number | undefined; mode?: number | undefined; uid?: number | undefined; gid?: number | undefined; mtime?: Date | undefined }): Seen {
   // Pax records override the header fields of file system entries only. For other entries (a sparse file,
   // a tape volume), node-tar's entry shows the pax values while both parsers pass over the block's own
-  // size. Such entries are skipped, and only their type and path are used, so only those are compared.
+  // size. Such entries are skipped and only their type and path are used (in the warning, or the error for a
+  // sparse file), so only those are compared, with the link target, which both take from the pax record.
   if (!normalFsTypes.has(code.get(h.type as never) ?? '')) {
-    return { type: h.type, path: h.path, linkpath: undefined, size: 0, mode: undefined, uid: undefined, gid: undefined, mtime: undefined };
+    return { type: h.type, path: h.path, linkpath: h.linkpath || undefined, size: 0, mode: undefined, uid: undefined, gid: undefined, mtime: undefined };
   }
   return { type: h.type, path: h.path, linkpath: h.linkpath || undefined, size: h.size ?? 0, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime?.getTime() };
 }
