@@ -7,20 +7,20 @@
 // rule that a deploy loads only what it uses: the S3 SDK stays outside the bundle and is imported from
 // node_modules only by an s3:// deploy, and got, node-tar and yauzl are chunks loaded on first use.
 //
-// Not minified: it gained nothing measurable (0.21 s either way for a small deploy), and readable code
-// keeps the stack trace in a bug report readable. Source maps point to src/.
+// Not minified: it gained nothing measurable (bench/RESULTS.md), and an unminified bundle keeps the stack
+// trace in a bug report readable, with no source map to ship.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 
 await build({
   entryPoints: {
-    cli: 'src/cli.ts',
-    // A thread of its own: writer-pool.ts starts it by URL, as dist/archive-worker.js.
-    'archive-worker': 'src/archive-worker.ts',
-    // Loaded by test/writer-pool.test.ts, which needs the pool beside the worker it starts.
-    'writer-pool': 'src/writer-pool.ts',
+    cli: 'src/cli/main.ts',
+    // A thread of its own: the writer pool starts it by URL, as dist/unpack-worker.js.
+    'unpack-worker': 'src/unpack/writer/worker.ts',
+    // Loaded by the writer pool's test, which needs the pool beside the worker it starts.
+    'writer-pool': 'src/unpack/writer/pool.ts',
   },
   outdir: 'dist',
   bundle: true,
@@ -33,9 +33,11 @@ await build({
   external: ['@aws-sdk/*', '@smithy/*', 'hpagent'],
   // Bundled CommonJS packages (yauzl, minimatch's deps...) call require(): give ESM chunks one.
   banner: { js: "import { createRequire as __stretcherRequire } from 'node:module'; const require = __stretcherRequire(import.meta.url);" },
-  sourcemap: 'linked',
-  // Beside the entries, not in a folder: chunks resolve ./archive-worker.js and ../package.json from
-  // their own URL.
+  // No source maps: the bundle is not minified, so its stack traces read as they are.
+  sourcemap: false,
+  // Beside the entries, not in a folder: chunks resolve ./unpack-worker.js from their own URL.
   chunkNames: '[name]-[hash]',
+  // The version is compiled in: the program reads no file of its own at run time.
+  define: { STRETCHER_VERSION: JSON.stringify(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version) },
   logLevel: 'warning',
 });

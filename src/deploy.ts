@@ -4,19 +4,19 @@ import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ExtractLimits } from './archive.js';
-import { runCommands, type RunOptions } from './commands.js';
-import { downloadVerified, fileSink, type Fetched, type TransferOptions } from './download.js';
-import { formatDuration } from './duration.js';
-import { errorMessage, StretcherError } from './errors.js';
-import { lockDest, type DestLock } from './lock.js';
-import type { Log } from './log.js';
+import type { ExtractLimits } from './unpack/unpacker.js';
+import { runCommands, type RunOptions } from './hooks/run.js';
+import { downloadVerified, fileSink, type Fetched, type TransferOptions } from './transfer/download.js';
+import { formatDuration } from './shared/duration.js';
+import { errorMessage, StretcherError } from './shared/errors.js';
+import { lockDest, type DestLock } from './host/lock.js';
+import type { Log } from './shared/log.js';
 import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
 import type { Archive, Manifest } from './manifest/types.js';
-import { redactUrl } from './redact.js';
-import { removeTree } from './remove-tree.js';
-import { parseSourceUrl } from './source/index.js';
+import { redactUrl } from './shared/redact.js';
+import { removeTree } from './host/remove-tree.js';
+import { parseSourceUrl } from './transfer/sources/index.js';
 import { strategyFor } from './sync/index.js';
 import { recoverDebris, removeDeadDebris, WORK_DEBRIS } from './sync/debris.js';
 
@@ -185,7 +185,7 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
  */
 async function unpackArchives(archives: readonly Archive[], staging: string, workDir: string, transfer: TransferOptions, limits: ExtractLimits, log: Log): Promise<void> {
   // node-tar is loaded only by deploys that unpack something.
-  const { createExtractor } = await import('./archive.js');
+  const { createExtractor } = await import('./unpack/unpacker.js');
   const spool = path.join(workDir, 'spool');
   const [only] = archives;
   if (archives.length === 1 && only) {

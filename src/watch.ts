@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeployOutcome } from './deploy.js';
-import { fetchBytes, type Fetched, type TransferOptions } from './download.js';
-import { formatDuration } from './duration.js';
-import { errorMessage, InterruptedError } from './errors.js';
-import type { Log } from './log.js';
+import { fetchBytes, type Fetched, type TransferOptions } from './transfer/download.js';
+import { formatDuration } from './shared/duration.js';
+import { errorMessage, InterruptedError } from './shared/errors.js';
+import type { Log } from './shared/log.js';
 import { MAX_MANIFEST_BYTES } from './manifest/load.js';
-import { redactUrl } from './redact.js';
-import { parseSourceUrl } from './source/index.js';
-import type { StateStore, WatchRecord } from './state.js';
+import { redactUrl } from './shared/redact.js';
+import { parseSourceUrl } from './transfer/sources/index.js';
+import type { StateStore, WatchRecord } from './host/state.js';
 
 export interface WatchOptions {
   url: string;

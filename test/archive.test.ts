@@ -5,7 +5,7 @@ import { chmodSync, closeSync, existsSync, linkSync, lstatSync, lutimesSync, mkd
 import path from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { detectFormat } from '../src/archive.js';
+import { detectFormat } from '../src/unpack/unpacker.js';
 import { listTree, Scenario } from './helpers/scenario.js';
 import { tar, tgz, type TarEntry } from './helpers/tar.js';
 

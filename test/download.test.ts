@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { test } from 'node:test';
-import { downloadVerified } from '../src/download.js';
-import { Log } from '../src/log.js';
+import { downloadVerified } from '../src/transfer/download.js';
+import { Log } from '../src/shared/log.js';
 import { TestServer } from './helpers/http.js';
 import { sha256 } from './helpers/tar.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseEvent } from '../src/event.js';
+import { parseEvent } from '../src/event/parse.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const consul = (events: unknown[]): Buffer => Buffer.from(JSON.stringify(events));

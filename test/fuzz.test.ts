@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { StretcherError } from '../src/errors.js';
-import { safeRelative } from '../src/archive-tree.js';
-import { parseEvent } from '../src/event.js';
+import { StretcherError } from '../src/shared/errors.js';
+import { safeRelative } from '../src/unpack/entry-rules.js';
+import { parseEvent } from '../src/event/parse.js';
 import { manifestFromText } from '../src/manifest/load.js';
 import { expandTemplate } from '../src/manifest/template.js';
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createGunzip, gzipSync } from 'node:zlib';
-import { BLOCK_BYTES, InflateInput } from '../src/inflate-input.js';
+import { BLOCK_BYTES, InflateInput } from '../src/unpack/inflate-input.js';
 
 /** A stream that takes `msPerWrite` per write and records what it was given, copied. */
 function slowSink(msPerWrite: number): { sink: Writable; got: Buffer[] } {

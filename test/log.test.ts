@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { Log } from '../src/log.js';
-import { Progress } from '../src/progress.js';
+import { Log } from '../src/shared/log.js';
+import { Progress } from '../src/transfer/progress.js';
 import { Scenario } from './helpers/scenario.js';
 
 function capture(tty: boolean, format: 'text' | 'json' = 'text'): { log: Log; text: () => string } {

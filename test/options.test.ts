@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseBandwidth } from '../src/bandwidth.js';
-import { parseDuration } from '../src/duration.js';
-import { UsageError } from '../src/errors.js';
-import { parseArgs } from '../src/options.js';
+import { parseBandwidth } from '../src/shared/units.js';
+import { parseDuration } from '../src/shared/duration.js';
+import { UsageError } from '../src/shared/errors.js';
+import { parseArgs } from '../src/cli/flags.js';
 import { runStretcher } from './helpers/cli.js';
 
 test('every flag spelling Go stretcher ever accepted parses to the same option', () => {

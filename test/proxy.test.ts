@@ -7,7 +7,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { proxyFor } from '../src/source/proxy.js';
+import { proxyFor } from '../src/transfer/sources/proxy.js';
 import { TestServer } from './helpers/http.js';
 import { listTree, Scenario } from './helpers/scenario.js';
 import { sha1, tar } from './helpers/tar.js';

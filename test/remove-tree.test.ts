@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { removeTree } from '../src/remove-tree.js';
+import { removeTree } from '../src/host/remove-tree.js';
 import { tempDir } from './helpers/tmp.js';
 
 /** A tree with nested folders and a symlink to a file outside it, which must survive. */

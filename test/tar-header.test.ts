@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { Header } from 'tar/header';
-import { decodeHeader, type DecodedHeader } from '../src/tar-header.js';
+import { decodeHeader, type DecodedHeader } from '../src/unpack/tar/header.js';
 
 /**
  * decodeHeader's own path must read every block exactly as node-tar's Header does (or hand it to Header):

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { Parser, type ReadEntry } from 'tar';
 import { code, normalFsTypes } from 'tar/types';
-import { TarStream, type TarHeader } from '../src/tar-stream.js';
+import { TarStream, type TarHeader } from '../src/unpack/tar/stream.js';
 
 /**
  * TarStream (src/tar-stream.ts) replaced node-tar's Parser for speed, so node-tar is the reference: on

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from './helpers/tmp.js';
 
-// The pool starts threads from dist/archive-worker.js, so it is tested from dist (npm test builds first).
-const { WriterPool } = (await import(new URL('../dist/writer-pool.js', import.meta.url).href)) as typeof import('../src/writer-pool.js');
+// The pool starts threads from dist/unpack-worker.js, so it is tested from dist (npm test builds first).
+const { WriterPool } = (await import(new URL('../dist/writer-pool.js', import.meta.url).href)) as typeof import('../src/unpack/writer/pool.js');
 
 test('writer pool: growing keeps a path\'s later entry after its earlier one, and every file lands once', async (t) => {
   const dir = tempDir(t);

@@ -1,4 +1,4 @@
-import { StretcherError } from '../errors.js';
+import { StretcherError } from '../shared/errors.js';
 
 /**
  * A manifest that cannot be used. `problems` lists every issue found (validate prints one per line);

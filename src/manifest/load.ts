@@ -1,8 +1,8 @@
 import type { KeyObject } from 'node:crypto';
-import { fetchBytes, type Fetched, type TransferOptions } from '../download.js';
-import { StretcherError } from '../errors.js';
-import { redactUrl } from '../redact.js';
-import { parseSourceUrl } from '../source/index.js';
+import { fetchBytes, type Fetched, type TransferOptions } from '../transfer/download.js';
+import { StretcherError } from '../shared/errors.js';
+import { redactUrl } from '../shared/redact.js';
+import { parseSourceUrl } from '../transfer/sources/index.js';
 import { ManifestError } from './errors.js';
 import { parseYaml, YamlSyntaxError } from './parse.js';
 import { checkSignature, signatureUrl, SignatureError } from './signature.js';

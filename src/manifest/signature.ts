@@ -1,6 +1,6 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { StretcherError } from '../errors.js';
+import { StretcherError } from '../shared/errors.js';
 
 /**
  * Signed manifests: an Ed25519 signature over the exact bytes fetched, kept beside the manifest as

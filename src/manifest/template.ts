@@ -1,4 +1,4 @@
-import { StretcherError } from '../errors.js';
+import { StretcherError } from '../shared/errors.js';
 
 /**
  * Go stretcher ran the whole manifest through text/template, so a command such as

@@ -1,4 +1,4 @@
-import type { Checksum } from '../checksum.js';
+import type { Checksum } from '../transfer/checksum.js';
 
 export type SyncStrategyName = 'rsync' | 'mv' | 'release';
 

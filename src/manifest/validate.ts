@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
-import { parseChecksum, CHECKSUM_HELP } from '../checksum.js';
+import { parseChecksum, CHECKSUM_HELP } from '../transfer/checksum.js';
 import { checkDest } from './dest-policy.js';
 import type { ParsedYaml } from './parse.js';
 import type { Archive, Manifest, RawManifest } from './types.js';

@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, rename, rm, lstat, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Log } from '../log.js';
-import { isAlive } from '../pid.js';
+import type { Log } from '../shared/log.js';
+import { isAlive } from '../host/pid.js';
 
 /** Sibling names of dest that belong to stretcher: `.app.stretcher-new-<pid>-...` and `.app.stretcher-old-<pid>-...`. */
 export const siblingPrefix = (dest: string, kind: 'new' | 'old'): string => `.${path.basename(dest)}.stretcher-${kind}-`;

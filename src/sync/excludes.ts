@@ -1,8 +1,8 @@
 import { lstat, readdir, readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Minimatch } from 'minimatch';
-import { StretcherError } from '../errors.js';
-import type { Log } from '../log.js';
+import { StretcherError } from '../shared/errors.js';
+import type { Log } from '../shared/log.js';
 
 /**
  * rsync's meaning of an exclude pattern, so that the mv strategy deploys exactly what rsync would:

@@ -1,7 +1,7 @@
-import type { Log } from '../log.js';
+import type { Log } from '../shared/log.js';
 import type { Manifest } from '../manifest/types.js';
 import { mvStrategy } from './mv.js';
-import { releaseStrategy } from './release.js';
+import { releaseStrategy } from './release/strategy.js';
 import { rsyncStrategy } from './rsync.js';
 import type { SyncStrategy } from './types.js';
 

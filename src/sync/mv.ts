@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { link, lstat, mkdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { errorMessage, StretcherError } from '../errors.js';
-import type { Log } from '../log.js';
-import { removeTree } from '../remove-tree.js';
+import { errorMessage, StretcherError } from '../shared/errors.js';
+import type { Log } from '../shared/log.js';
+import { removeTree } from '../host/remove-tree.js';
 import { siblingPrefix, stageBeside } from './debris.js';
 import { pruneExcluded, walkExcluded, type ExcludeRule } from './excludes.js';
 import type { SyncStrategy } from './types.js';

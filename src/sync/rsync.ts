@@ -1,8 +1,8 @@
 import { lstat, mkdtemp, readdir, rename, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { runProgram } from '../commands.js';
-import { CommandError } from '../commands.js';
-import { StretcherError } from '../errors.js';
+import { runProgram } from '../hooks/run.js';
+import { CommandError } from '../hooks/run.js';
+import { StretcherError } from '../shared/errors.js';
 import { stageBeside } from './debris.js';
 import { pruneExcluded, readExcludeFrom } from './excludes.js';
 import type { SyncContext, SyncStrategy } from './types.js';

@@ -1,4 +1,4 @@
-import type { Log } from '../log.js';
+import type { Log } from '../shared/log.js';
 import type { SyncStrategyName } from '../manifest/types.js';
 
 export interface SyncContext {

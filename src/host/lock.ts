@@ -1,0 +1,100 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { formatDuration } from '../shared/duration.js';
+import { StretcherError } from '../shared/errors.js';
+import type { Log } from '../shared/log.js';
+import { destKey } from './state.js';
+
+export interface DestLock {
+  release(): Promise<void>;
+}
+
+export interface LockOptions {
+  dir: string;
+  timeoutMs: number;
+  log: Log;
+  signal: AbortSignal;
+}
+
+/** flock(1) exits with this when --wait runs out. */
+const TIMED_OUT = 75;
+/** Before saying "waiting", give an uncontended lock this long to come back. */
+const QUIET_MS = 300;
+
+/**
+ * One deploy per dest at a time, across processes (two watches; a watch and an operator over ssh).
+ *
+ * The lock is a kernel flock held by util-linux's flock(1), which keeps it while `cat` reads our stdin
+ * pipe. Releasing is closing the pipe; if stretcher is killed (even SIGKILL), the kernel closes the pipe,
+ * cat exits and the lock goes with it, so a dead deploy never blocks later ones and no stale-lock guessing
+ * is needed. The helper runs in its own process group so a terminal's Ctrl-C cannot drop the lock while
+ * stretcher is still running its failure commands.
+ */
+export async function lockDest(dest: string, opts: LockOptions): Promise<DestLock> {
+  await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+  const file = path.join(opts.dir, `${destKey(dest)}.lock`);
+  const waitSeconds = (opts.timeoutMs / 1000).toFixed(3);
+  let helper: ChildProcessWithoutNullStreams;
+  try {
+    helper = spawn('flock', ['--exclusive', '--wait', waitSeconds, '--conflict-exit-code', String(TIMED_OUT), file, '-c', 'echo locked; exec cat >/dev/null'], {
+      detached: true,
+      stdio: 'pipe',
+    });
+  } catch (err) {
+    throw new StretcherError(`cannot lock ${dest}: ${(err as Error).message}`);
+  }
+  const stop = (): void => {
+    try {
+      process.kill(-(helper.pid as number), 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  };
+  const started = performance.now();
+  const acquired = new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: helper.stdout });
+    lines.once('line', () => resolve());
+    helper.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new StretcherError(err.code === 'ENOENT' ? 'cannot lock dest: flock(1) is not installed (Debian: util-linux)' : `cannot lock ${dest}: ${err.message}`)),
+    );
+    helper.once('exit', (code) => reject(code === TIMED_OUT ? 'timeout' : new StretcherError(`cannot lock ${dest}: flock exited with status ${code}`)));
+  });
+  const onAbort = (): void => stop();
+  opts.signal.addEventListener('abort', onAbort, { once: true });
+  const waiting = setTimeout(() => {
+    void holderOf(file).then((pid) => opts.log.info(`waiting for another deploy to ${dest}${pid ? ` (pid ${pid})` : ''} to finish (--lock-timeout ${formatDuration(opts.timeoutMs)})`));
+  }, QUIET_MS);
+  try {
+    await acquired;
+  } catch (err) {
+    stop();
+    if (opts.signal.aborted) throw opts.signal.reason;
+    if (err === 'timeout') {
+      const pid = await holderOf(file);
+      throw new StretcherError(`another deploy to ${dest}${pid ? ` (pid ${pid})` : ''} still holds its lock after ${formatDuration(opts.timeoutMs)} (--lock-timeout)`);
+    }
+    throw err;
+  } finally {
+    clearTimeout(waiting);
+    opts.signal.removeEventListener('abort', onAbort);
+  }
+  const waited = performance.now() - started;
+  if (waited > QUIET_MS) opts.log.info(`got the lock on ${dest} after ${formatDuration(waited)}`);
+  await writeFile(file, `${process.pid}\n`);
+  helper.stdout.resume();
+  helper.stderr.resume();
+  return {
+    release: async () => {
+      const exited = new Promise((resolve) => (helper.exitCode !== null ? resolve(undefined) : helper.once('exit', resolve)));
+      helper.stdin.end();
+      await exited;
+    },
+  };
+}
+
+async function holderOf(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}

@@ -1,0 +1,145 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { errorMessage } from '../shared/errors.js';
+import type { Log } from '../shared/log.js';
+import type { Validators } from '../transfer/sources/index.js';
+
+export interface DeployRecord {
+  dest: string;
+  time: string;
+  result: 'success' | 'failure' | 'rollback';
+  /** release strategy: the release dest points at after this deploy or rollback. */
+  release?: string;
+  manifest_url: string;
+  checksum?: string;
+  event_id?: string;
+  duration_ms: number;
+  error?: string;
+  /** The last successful deploy, kept across failures: what hooks see as the previous version. */
+  last_success?: { time: string; manifest_url: string; checksum?: string; release?: string };
+}
+
+/** What `stretcher watch` remembers about a URL between polls and across restarts. */
+export interface WatchRecord {
+  url: string;
+  validators?: Validators;
+  /** sha256 of the manifest bytes last deployed successfully. */
+  deployed_sha256?: string;
+  deployed_at?: string;
+  failed_sha256?: string;
+  failures: number;
+}
+
+/** How many handled Consul event IDs are remembered; a watch re-sends only its recent buffer. */
+const MAX_EVENT_IDS = 256;
+
+/**
+ * What stretcher remembers between runs: the last deploy per dest and the Consul event IDs already
+ * handled (consul watch re-sends its buffered events whenever it restarts). A state directory that cannot
+ * be created (a non-root user, a read-only /var) is a warning, not a failed deploy.
+ */
+export class StateStore {
+  private usable: boolean | undefined;
+
+  constructor(
+    readonly dir: string,
+    private readonly log: Log,
+  ) {}
+
+  private async ready(): Promise<boolean> {
+    if (this.usable === undefined) {
+      try {
+        await mkdir(path.join(this.dir, 'deploys'), { recursive: true, mode: 0o700 });
+        await mkdir(path.join(this.dir, 'watch'), { recursive: true, mode: 0o700 });
+        this.usable = true;
+      } catch (err) {
+        this.log.warn(`state directory ${this.dir} is not usable (${errorMessage(err)}); set --state-dir or STRETCHER_STATE_DIR`);
+        this.usable = false;
+      }
+    }
+    return this.usable;
+  }
+
+  /** Locks live in the state directory, so every stretcher on the host finds them; else in TMPDIR. */
+  async lockDir(): Promise<string> {
+    return (await this.ready()) ? path.join(this.dir, 'locks') : path.join(tmpdir(), `stretcher-locks-${process.getuid?.() ?? 0}`);
+  }
+
+  async hasHandledEvent(id: string): Promise<boolean> {
+    return (await this.readJson<string[]>('consul-events.json'))?.includes(id) ?? false;
+  }
+
+  async rememberEvent(id: string): Promise<void> {
+    if (!(await this.ready())) return;
+    const ids = ((await this.readJson<string[]>('consul-events.json')) ?? []).filter((x) => x !== id);
+    ids.push(id);
+    await this.writeJson('consul-events.json', ids.slice(-MAX_EVENT_IDS));
+  }
+
+  async lastDeploy(dest: string): Promise<DeployRecord | undefined> {
+    return this.readJson<DeployRecord>(path.join('deploys', `${destKey(dest)}.json`));
+  }
+
+  async watchRecord(url: string): Promise<WatchRecord | undefined> {
+    return this.readJson<WatchRecord>(path.join('watch', `${urlKey(url)}.json`));
+  }
+
+  async saveWatchRecord(url: string, record: WatchRecord): Promise<void> {
+    if (!(await this.ready())) return;
+    await this.writeJson(path.join('watch', `${urlKey(url)}.json`), record);
+  }
+
+  async allDeploys(): Promise<DeployRecord[]> {
+    const names = await readdir(path.join(this.dir, 'deploys')).catch(() => [] as string[]);
+    const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.readJson<DeployRecord>(path.join('deploys', n))));
+    return records.filter((r): r is DeployRecord => r !== undefined).sort((a, b) => a.dest.localeCompare(b.dest));
+  }
+
+  async recordDeploy(record: DeployRecord): Promise<void> {
+    if (!(await this.ready())) return;
+    const before = await this.lastDeploy(record.dest);
+    const success =
+      record.result === 'failure'
+        ? before?.last_success
+        : {
+            time: record.time,
+            manifest_url: record.manifest_url,
+            ...(record.checksum ? { checksum: record.checksum } : {}),
+            ...(record.release ? { release: record.release } : {}),
+          };
+    await this.writeJson(path.join('deploys', `${destKey(record.dest)}.json`), { ...record, ...(success ? { last_success: success } : {}) });
+  }
+
+  private async readJson<T>(rel: string): Promise<T | undefined> {
+    try {
+      return JSON.parse(await readFile(path.join(this.dir, rel), 'utf8')) as T;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Temp file + rename: a crash leaves the old record or the new one, never half of one. */
+  private async writeJson(rel: string, value: unknown): Promise<void> {
+    const file = path.join(this.dir, rel);
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      this.log.warn(`cannot write state file ${file}: ${errorMessage(err)}`);
+    }
+  }
+}
+
+/** A file name for a dest: readable prefix, hash for uniqueness. */
+export function destKey(dest: string): string {
+  const readable = dest.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60);
+  return `${readable}-${createHash('sha256').update(dest).digest('hex').slice(0, 12)}`;
+}
+
+function urlKey(url: string): string {
+  return createHash('sha256').update(url).digest('hex').slice(0, 16);
+}

@@ -1,0 +1,123 @@
+import { REDACTED, redactText } from './redact.js';
+import type { LogFormat } from '../cli/flags.js';
+
+export type Level = 'info' | 'warn' | 'error';
+export type Fields = Record<string, string | number | boolean | undefined>;
+
+/** Past this, the copy kept for success/failure commands drops its middle: rsync -v on a huge tree. */
+const MAX_KEPT_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The log goes to stderr (text or JSON lines) and is also kept in memory, always as readable text, because
+ * success and failure commands receive the whole log on stdin: that is how people wire notifications.
+ * Every line is scrubbed of credentials on the way in.
+ */
+export class Log {
+  private readonly kept: string[] = [];
+  private keptBytes = 0;
+  private dropped = 0;
+  /** A progress bar currently drawn on a terminal, to be erased before the next line. */
+  private barShown = false;
+  private secrets: string[] = [];
+
+  constructor(
+    private readonly format: LogFormat = 'text',
+    private readonly out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Values (an AWS secret key, a token) that must never be printed, even if a command echoes them. */
+  addSecrets(values: readonly string[]): void {
+    this.secrets.push(...values.filter((v) => v.length >= 6));
+  }
+
+  private scrub(text: string): string {
+    let out = redactText(text);
+    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
+    return out;
+  }
+
+  get isTerminal(): boolean {
+    return this.format === 'text' && this.out.isTTY === true;
+  }
+
+  info(msg: string, fields?: Fields): void {
+    this.write('info', msg, fields);
+  }
+
+  warn(msg: string, fields?: Fields): void {
+    this.write('warn', msg, fields);
+  }
+
+  error(msg: string, fields?: Fields): void {
+    this.write('error', msg, fields);
+  }
+
+  /** A line of a command's output: kept and printed as is, so a hook's own formatting survives. */
+  output(source: string, line: string): void {
+    this.write('info', line, { source });
+  }
+
+  /** Redraws a one-line bar on a terminal; not kept and not emitted elsewhere. */
+  progress(text: string): void {
+    if (!this.isTerminal) return;
+    this.out.write(`\r\x1b[K${text}`);
+    this.barShown = true;
+  }
+
+  clearProgress(): void {
+    if (!this.barShown) return;
+    this.out.write('\r\x1b[K');
+    this.barShown = false;
+  }
+
+  /** The log so far, as success/failure commands receive it. */
+  text(): string {
+    const head = this.dropped ? [`... ${this.dropped} earlier log lines dropped ...`] : [];
+    return [...head, ...this.kept].join('\n') + (this.kept.length ? '\n' : '');
+  }
+
+  private write(level: Level, rawMsg: string, fields?: Fields): void {
+    const time = this.now().toISOString();
+    const msg = this.scrub(rawMsg);
+    const extra = Object.entries(fields ?? {}).filter(
+      (e): e is [string, string | number | boolean] => e[1] !== undefined && e[0] !== 'source',
+    );
+    const suffix = extra.map(([k, v]) => ` ${k}=${formatValue(v)}`).join('');
+    const levelTag = level === 'info' ? '' : `${level.toUpperCase()}: `;
+    const textLine = `${time} ${levelTag}${msg}${this.scrub(suffix)}`;
+    this.keep(textLine);
+    this.clearProgress();
+    if (this.format === 'json') {
+      const record: Record<string, unknown> = { time, level, msg };
+      if (fields?.source) record.source = fields.source;
+      for (const [k, v] of extra) record[k] = typeof v === 'string' ? this.scrub(v) : v;
+      this.out.write(`${JSON.stringify(record)}\n`);
+    } else {
+      this.out.write(`${textLine}\n`);
+    }
+  }
+
+  private keep(line: string): void {
+    this.kept.push(line);
+    this.keptBytes += line.length + 1;
+    while (this.keptBytes > MAX_KEPT_BYTES && this.kept.length > 1) {
+      this.keptBytes -= (this.kept.shift() as string).length + 1;
+      this.dropped++;
+    }
+  }
+}
+
+function formatValue(v: string | number | boolean): string {
+  const s = String(v);
+  return /^[^\s"=]+$/.test(s) ? s : JSON.stringify(s);
+}
+
+const SECRET_NAME = /SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE_KEY|CREDENTIAL/i;
+
+/** Environment values that are secrets by their variable's name (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN...). */
+export function secretValues(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(env)
+    .filter(([k, v]) => SECRET_NAME.test(k) && typeof v === 'string' && v.length >= 6)
+    .map(([, v]) => v as string);
+}

@@ -1,0 +1,76 @@
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Log } from '../../shared/log.js';
+import type { Manifest } from '../../manifest/types.js';
+import { redactUrl } from '../../shared/redact.js';
+import { ReleaseStore } from './store.js';
+import { removeDeadDebris, STAGING_DEBRIS } from '../debris.js';
+import { pruneExcluded } from '../excludes.js';
+import type { SyncStrategy } from '../types.js';
+
+export interface ReleaseOptions {
+  /** Redeploy (and re-run hooks) even when the checksum is already current. */
+  force: boolean;
+  log: Log;
+}
+
+/**
+ * Each deploy unpacks into its own `<releases_dir>/<id>` and dest, a symlink, is switched to it atomically
+ * (ftl's and Capistrano's model). Nothing under a running application changes in place; rolling back is one
+ * more switch.
+ */
+export function releaseStrategy(manifest: Manifest & { dest: string; identity: string }, opts: ReleaseOptions): SyncStrategy {
+  const store = ReleaseStore.forDest(manifest.dest, manifest.releasesDir);
+  const { log } = opts;
+  let id: string | undefined;
+  let previous: string | undefined;
+
+  return {
+    name: 'release',
+    async prepare() {
+      await store.checkDest();
+      previous = await store.current();
+      if (previous && !opts.force && manifest.identity.startsWith((await store.info(previous)).checksum)) {
+        return {
+          alreadyCurrent: `release ${previous} (checksum ${manifest.identity.slice(0, 12)}) is already current at ${manifest.dest}; nothing to do (--force redeploys)`,
+          release: previous,
+        };
+      }
+      await store.ensureDir();
+      await removeDeadDebris(store.dir, STAGING_DEBRIS, log);
+      id = await store.freeId(manifest.identity);
+      return {
+        release: id,
+        ...(previous ? { previous } : {}),
+        env: {
+          STRETCHER_RELEASE_DIR: path.join(store.dir, id),
+          STRETCHER_PREVIOUS_RELEASE_DIR: previous ? path.join(store.dir, previous) : '',
+        },
+      };
+    },
+    // Hidden and named after this process: never listed as a release, never pruned by another deploy.
+    createStaging: () => mkdtemp(path.join(store.dir, `.${id}.stretcher-new-${process.pid}-`)),
+    async sync(ctx) {
+      const releaseId = id as string;
+      await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, log, 'release');
+      await rename(ctx.staging, path.join(store.dir, releaseId));
+      await store.writeMeta(releaseId, manifest.identity, redactUrl(manifest.url));
+      await store.switchTo(releaseId);
+      log.info(`switched ${manifest.dest} to release ${releaseId}${previous ? ` (was ${previous})` : ''}`);
+      const keep = new Set([releaseId, previous, await store.previous(releaseId)].filter((x): x is string => x !== undefined));
+      const removed = await store.prune(manifest.keepReleases, keep);
+      if (removed.length) log.info(`removed ${removed.length} old release${removed.length > 1 ? 's' : ''} (keep_releases ${manifest.keepReleases}): ${removed.join(', ')}`);
+      return {
+        rollback: async () => {
+          if (previous) {
+            await store.switchTo(previous);
+            return `release ${previous}`;
+          }
+          // The first release: "as before" is no dest at all.
+          await rm(manifest.dest, { force: true });
+          return 'no release (removed the dest symlink made by this first deploy)';
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,428 @@
+import { lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmod, lchown, link, lstat, unlink, utimes } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { formatBytes } from '../../shared/units.js';
+import { createDeferredLink, HostileArchiveError, obstacleOnPath, safeRelative, type DeferredLink } from '../entry-rules.js';
+import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from '../writer/file.js';
+import { StretcherError } from '../../shared/errors.js';
+import type { Log } from '../../shared/log.js';
+import { TarStream, type EntryBody, type TarHeader } from './stream.js';
+import { BATCH_BYTES, WriterPool, type WriterError } from '../writer/pool.js';
+
+export interface ExtractLimits {
+  maxBytes: number;
+  maxEntries: number;
+}
+
+/** Small archives are written on the main thread: starting writer threads costs ~40 ms and ~9 MB each. */
+const POOL_AFTER_FILES = 500;
+/**
+ * An archive this large (on the wire) starts its writer thread before the first entry, so that the thread
+ * boots while the first bytes arrive and the main thread never writes files itself.
+ */
+const POOL_AT_ONCE_BYTES = 8 << 20;
+/** Batch memory handed to writer threads and not yet written: reading pauses above HIGH until below LOW. */
+const HIGH_WATER = 2 << 20;
+const LOW_WATER = 1 << 20;
+/**
+ * One writer thread beside the main thread (which inflates and parses) is fastest when creating a file is
+ * cheap: open(O_CREAT) takes 0.01 ms on a journaled ext4 and 0.05 ms on this machine's journal-less one
+ * when calm, and a second thread only takes CPU from the main thread. After many deletions that ext4
+ * spends up to 0.76 ms of kernel CPU in it (strace, perf), the writer is the bottleneck, and a second one
+ * nearly halved the time on one host (bench/RESULTS.md). A writer that falls behind while creating files
+ * costs more than this gets a second one. The time to write data does not count: a second thread does not
+ * make a slow disk or throttled writeback faster.
+ */
+const SLOW_CREATE_MS = 0.3;
+
+interface RestoredDir {
+  rel: string;
+  mode?: number;
+  mtime?: Date;
+  owner?: { uid: number; gid: number };
+}
+
+interface HardLink {
+  rel: string;
+  target: string;
+}
+
+/**
+ * Unpacks a tar stream into `staging`, which must be private to this deploy: tar-stream.ts parses it, and
+ * this class decides what each entry may do and writes it.
+ *
+ * Safety, decided per case (README, "Archives"):
+ * - `..` in a path, and hard links that leave the tree, fail the deploy: a half-extracted hostile archive
+ *   must not be deployed. A leading `/` is stripped, as GNU tar does;
+ * - symlinks and hard links are made only after every file is written, so no entry is ever written through
+ *   one; each component of every parent directory is checked to be a real directory;
+ * - files are created with O_EXCL|O_NOFOLLOW: an existing file or symlink (an earlier layer's) is unlinked
+ *   and replaced, never opened;
+ * - device files and FIFOs are skipped with a warning;
+ * - size and entry-count limits stop decompression bombs.
+ * Modes are exact (the umask is not applied), owners are kept when running as root, and directory modes and
+ * mtimes are restored after their contents are written, as GNU tar does.
+ */
+export class TarUnpacker {
+  private readonly parser: TarStream;
+  private entries = 0;
+  private bytes = 0;
+  private fatal: Error | undefined;
+  private readonly symlinks = new Map<string, DeferredLink>();
+  private readonly hardLinks = new Map<string, HardLink>();
+  private readonly dirs: RestoredDir[] = [];
+  /** Directories known to be real directories in staging (created or checked by this unpacker). */
+  private readonly realDirs = new Set<string>(['']);
+  /** Files this archive has written, so that a later directory at the same path is refused, not raced. */
+  private readonly files = new Set<string>();
+  private readonly isRoot = process.getuid?.() === 0;
+  private readonly umask = currentUmask();
+  /** Who owns a file created in staging: our uid, and staging's group if it is setgid, else ours. */
+  private readonly newFileOwner: { uid: number; gid: number };
+  /** staging and a slash: rel is already normal (safeRelative), so this is path.join without its cost. */
+  private readonly stagingPrefix: string;
+  private readonly now = Date.now() / 1000;
+  private readonly threads = Math.min(2, availableParallelism());
+  private written = 0;
+  private pool: WriterPool | undefined;
+  private nextId = 0;
+  /** The file being written on the main thread, closed if the archive ends inside it. */
+  private openFd: number | undefined;
+
+  constructor(
+    private readonly staging: string,
+    private readonly limits: ExtractLimits,
+    private readonly log: Log,
+    archiveBytes?: number,
+  ) {
+    const st = lstatSync(staging);
+    this.stagingPrefix = path.join(staging, '/');
+    if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads);
+    this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
+    this.parser = new TarStream({
+      entry: (header) => this.onEntry(header),
+      skipped: (header) => this.skipped(header),
+      corrupt: (message) => this.corrupt(message),
+    });
+  }
+
+  write(chunk: Buffer): void {
+    // A writer thread's error ends the unpacking as soon as it is known, not after the last byte.
+    if (this.pool?.error) this.stop(this.writerError(this.pool.error));
+    if (this.fatal) return;
+    try {
+      this.parser.write(chunk);
+      this.pool?.flush();
+    } catch (err) {
+      this.corrupt((err as Error).message);
+    }
+  }
+
+  end(): void {
+    if (this.fatal) return;
+    try {
+      this.parser.end();
+    } catch (err) {
+      this.corrupt((err as Error).message);
+    }
+  }
+
+  /** Unpacking has failed or been stopped: no more input is needed. */
+  get failed(): boolean {
+    return this.fatal !== undefined;
+  }
+
+  /**
+   * A promise to wait on before the next chunk, while writer threads have too much to write. When the
+   * writers keep falling behind, file creation is the bottleneck and a second thread is added.
+   */
+  backpressure(): Promise<void> | undefined {
+    if (!this.pool || this.pool.bytesInFlight < HIGH_WATER) return undefined;
+    const msPerCreate = this.pool.msPerCreate ?? 0;
+    if (this.pool.canGrow && msPerCreate > SLOW_CREATE_MS) {
+      this.log.info(`unpacking: creating a file takes ${msPerCreate.toFixed(2)} ms, so a second writer thread joins the first`);
+      return this.pool.grow();
+    }
+    return this.pool.below(LOW_WATER);
+  }
+
+  /** Waits for every write, then makes links and restores directories; throws what went wrong. */
+  async finish(): Promise<{ entries: number; bytes: number }> {
+    try {
+      if (this.pool) {
+        await this.pool.idle();
+        if (this.pool.error) this.fatal ??= this.writerError(this.pool.error);
+      }
+      if (this.fatal) throw this.fatal;
+      for (const hard of this.hardLinks.values()) await this.makeHardLink(hard);
+      for (const symlink of this.symlinks.values()) await createDeferredLink(this.staging, symlink, this.isRoot);
+      // Deepest first, so that a read-only parent does not stop its children being fixed.
+      for (const dir of this.dirs.reverse()) {
+        const abs = path.join(this.staging, dir.rel);
+        if (dir.owner) await lchown(abs, dir.owner.uid, dir.owner.gid);
+        if (dir.mode !== undefined) await chmod(abs, dir.mode & 0o7777);
+        if (dir.mtime) await utimes(abs, dir.mtime, dir.mtime);
+      }
+      return { entries: this.entries, bytes: this.bytes };
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Stops writing: after this resolves nothing more is created in staging and no file is left open. */
+  async close(): Promise<void> {
+    this.fatal ??= new StretcherError('unpacking was stopped');
+    if (this.openFd !== undefined) closeQuietly(this.openFd);
+    this.openFd = undefined;
+    await this.pool?.close();
+  }
+
+  private onEntry(e: TarHeader): EntryBody | undefined {
+    if (this.fatal) return undefined;
+    this.entries++;
+    this.bytes += e.size;
+    const { maxEntries, maxBytes } = this.limits;
+    if (this.entries > maxEntries) return this.stop(new StretcherError(`the archive has more than ${maxEntries} entries (--max-extract-entries)`));
+    if (this.bytes > maxBytes) return this.stop(new StretcherError(`the archive unpacks to more than ${formatBytes(maxBytes)} (--max-extract-size)`));
+    const rel = safeRelative(e.path);
+    if (rel === undefined) return this.stop(new HostileArchiveError(`refusing archive entry ${JSON.stringify(e.path)}: its path leaves the staging directory`));
+    if (e.path.startsWith('/')) this.log.warn(`archive: stripping / from absolute path ${JSON.stringify(e.path)}`);
+    // A later entry with the same path replaces an earlier one, as in GNU tar.
+    this.symlinks.delete(rel);
+    this.hardLinks.delete(rel);
+    try {
+      switch (e.type) {
+        case 'File':
+        case 'OldFile':
+        case 'ContiguousFile':
+          return this.file(e, rel);
+        case 'Directory':
+        case 'GNUDumpDir':
+          this.directory(e, rel);
+          break;
+        case 'SymbolicLink':
+          if (rel === '') return this.stop(new HostileArchiveError('refusing a symlink as the archive root'));
+          this.symlinks.set(rel, {
+            rel,
+            target: String(e.linkpath ?? ''),
+            ...(e.mtime ? { mtime: e.mtime } : {}),
+            ...(typeof e.uid === 'number' ? { uid: e.uid } : {}),
+            ...(typeof e.gid === 'number' ? { gid: e.gid } : {}),
+          });
+          break;
+        case 'Link': {
+          const target = safeRelative(String(e.linkpath ?? ''));
+          if (rel === '' || !target) {
+            return this.stop(new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(e.path)} points to ${JSON.stringify(e.linkpath)}, outside the staging directory`));
+          }
+          this.hardLinks.set(rel, { rel, target });
+          break;
+        }
+        case 'CharacterDevice':
+        case 'BlockDevice':
+        case 'FIFO':
+          this.skipped(e);
+          break;
+        // No other type reaches here: TarStream reports the rest as skipped (constructor).
+      }
+    } catch (err) {
+      return this.stop(this.writeError(rel, err));
+    }
+    return undefined;
+  }
+
+  /**
+   * A sparse file (`tar --sparse`) or a multi-volume continuation is a regular file we cannot rebuild:
+   * deploying without it would not be the archive. Device files and FIFOs are not deployed, and other
+   * types (tape volume labels, Solaris ACLs, inode records) are metadata: those are skipped, with a warning.
+   */
+  private skipped(e: TarHeader): void {
+    if (this.fatal) return;
+    if (e.type === 'SparseFile' || e.type === 'ContinuationFile') {
+      const what = e.type === 'SparseFile' ? 'a sparse file (tar --sparse), which stretcher does not unpack: make the archive without --sparse' : 'the continuation of a multi-volume archive, which stretcher does not unpack';
+      return void this.stop(new StretcherError(`cannot unpack ${JSON.stringify(e.path)}: it is ${what}`));
+    }
+    this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not extracted`);
+  }
+
+  private directory(e: TarHeader, rel: string): void {
+    this.realDir(rel, true);
+    this.dirs.push({
+      rel,
+      ...(typeof e.mode === 'number' ? { mode: e.mode } : {}),
+      ...(e.mtime ? { mtime: e.mtime } : {}),
+      ...this.ownerOf(e),
+    });
+  }
+
+  private file(e: TarHeader, rel: string): EntryBody {
+    if (rel === '') throw new EntryConflictError('archive entry for the staging root is a file');
+    this.realDir(parentOf(rel), false);
+    if (this.realDirs.has(rel)) throw new EntryConflictError(`archive entry ${JSON.stringify(rel)} is a file where a directory already is`);
+    this.files.add(rel);
+    const mode = typeof e.mode === 'number' ? e.mode & 0o7777 : 0o644;
+    const { owner } = this.ownerOf(e);
+    // Two syscalls fewer per file for the usual archive: created with its mode, already owned right.
+    const entry: FileEntry = {
+      rel,
+      abs: this.stagingPrefix + rel,
+      mode,
+      ...(e.mtime ? { mtime: e.mtime.getTime() / 1000, atime: e.atime ? e.atime.getTime() / 1000 : this.now } : {}),
+      ...(owner && (owner.uid !== this.newFileOwner.uid || owner.gid !== this.newFileOwner.gid) ? { owner } : {}),
+      ...((mode & 0o7000) === 0 && (mode & this.umask) === 0 ? { createMode: mode } : {}),
+    };
+    if (!this.pool && (this.written++ < POOL_AFTER_FILES || this.threads < 2)) return this.writeHere(entry);
+    return this.writeThere(entry);
+  }
+
+  private writeHere(entry: FileEntry): EntryBody {
+    const fd = createEntryFile(entry);
+    this.openFd = fd;
+    return {
+      data: (piece) => {
+        if (this.openFd !== fd) return;
+        try {
+          writeChunks(fd, [piece]);
+        } catch (err) {
+          closeQuietly(fd);
+          this.openFd = undefined;
+          this.stop(this.writeError(entry.rel, err));
+        }
+      },
+      end: () => {
+        if (this.openFd !== fd) return;
+        this.openFd = undefined;
+        try {
+          // Closes fd whatever happens: closing it again could close another thread's file by the same number.
+          completeEntryFile(fd, entry);
+        } catch (err) {
+          this.stop(this.writeError(entry.rel, err));
+        }
+      },
+    };
+  }
+
+  private writeThere(entry: FileEntry): EntryBody {
+    this.pool ??= new WriterPool(this.threads);
+    const pool = this.pool;
+    const thread = pool.route(entry.rel);
+    const id = this.nextId++;
+    let chunks: Buffer[] = [];
+    let bytes = 0;
+    let first = true;
+    const add = (last: boolean): void => {
+      pool.add(thread, id, first ? entry : undefined, chunks, bytes, last);
+      first = false;
+      chunks = [];
+      bytes = 0;
+    };
+    return {
+      data: (piece) => {
+        let rest = piece;
+        while (bytes + rest.length >= BATCH_BYTES) {
+          const take = BATCH_BYTES - bytes;
+          chunks.push(rest.subarray(0, take));
+          bytes += take;
+          rest = rest.subarray(take);
+          add(false);
+        }
+        if (rest.length > 0) {
+          chunks.push(rest);
+          bytes += rest.length;
+        }
+      },
+      end: () => add(true),
+    };
+  }
+
+  /** mkdir -p for rel, refusing to pass through a symlink or a file; `replace` lets rel itself replace one. */
+  private realDir(rel: string, replace: boolean): void {
+    if (this.realDirs.has(rel)) return;
+    this.realDir(parentOf(rel), false);
+    if (this.files.has(rel)) throw new EntryConflictError(`archive entry ${JSON.stringify(rel)} is a directory where the archive has a file`);
+    const abs = path.join(this.staging, rel);
+    const st = lstatOrUndefined(abs);
+    if (st && !st.isDirectory()) {
+      // Only an earlier layer can have left a symlink or file here: this archive's links are made last.
+      if (!replace) throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
+      unlinkSync(abs);
+    }
+    if (!st || !st.isDirectory()) mkdirSync(abs, { mode: 0o755 });
+    this.realDirs.add(rel);
+  }
+
+  private async makeHardLink(hard: HardLink): Promise<void> {
+    this.realDir(parentOf(hard.rel), false);
+    const obstacle = await obstacleOnPath(this.staging, hard.target);
+    if (obstacle) {
+      throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which passes through ${obstacle}`);
+    }
+    const target = path.join(this.staging, hard.target);
+    const st = await lstat(target).catch(() => undefined);
+    if (!st?.isFile()) {
+      throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which is not a file in the archive`);
+    }
+    const abs = path.join(this.staging, hard.rel);
+    const existing = await lstat(abs).catch(() => undefined);
+    if (existing?.isDirectory()) throw new EntryConflictError(`archive entry ${JSON.stringify(hard.rel)} is a hard link where a directory already is`);
+    if (existing) await unlink(abs);
+    await link(target, abs);
+  }
+
+  private ownerOf(e: TarHeader): { owner?: { uid: number; gid: number } } {
+    return this.isRoot && typeof e.uid === 'number' && typeof e.gid === 'number' ? { owner: { uid: e.uid, gid: e.gid } } : {};
+  }
+
+  private stop(err: Error): undefined {
+    this.fatal ??= err;
+    // Nothing more is parsed, and the caller stops inflating: a decompression bomb is not read to its end.
+    this.parser.stop();
+    return undefined;
+  }
+
+  /** The archive is damaged: its gzip layer (archive.ts) or its tar structure (TarStream) said why. */
+  corrupt(text: string): void {
+    this.fatal ??= new StretcherError(`cannot unpack the archive: ${text}`);
+  }
+
+  private writeError(rel: string, err: unknown): Error {
+    if (err instanceof StretcherError) return err;
+    if (err instanceof EntryConflictError) return new HostileArchiveError(`refusing the archive: ${err.message}`);
+    return new StretcherError(`cannot unpack ${JSON.stringify(rel)}: ${(err as Error).message}`);
+  }
+
+  private writerError(err: WriterError): Error {
+    if (err.conflict) return new HostileArchiveError(`refusing the archive: ${err.message}`);
+    return new StretcherError(err.rel ? `cannot unpack ${JSON.stringify(err.rel)}: ${err.message}` : `cannot unpack the archive: ${err.message}`);
+  }
+}
+
+/**
+ * The process's umask, from /proc where it can be read without changing it (process.umask() with no
+ * argument sets it to 0 and back, a race with writer threads creating files). Unknown: assume the worst,
+ * so that every mode is set explicitly.
+ */
+function currentUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    if (m?.[1]) return parseInt(m[1], 8);
+  } catch {
+    // not Linux
+  }
+  return 0o777;
+}
+
+function parentOf(rel: string): string {
+  const parent = path.posix.dirname(rel);
+  return parent === '.' ? '' : parent;
+}
+
+function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
