@@ -14,7 +14,6 @@ import type { Log } from './shared/log.js';
 import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
 import type { Archive, Manifest } from './manifest/types.js';
-import { redactUrl } from './shared/redact.js';
 import { removeTree } from './host/remove-tree.js';
 import { parseSourceUrl } from './transfer/sources/index.js';
 import { strategyFor } from './sync/index.js';
@@ -82,8 +81,9 @@ async function deployLocked(manifestUrl: string, opts: DeployOptions, onLock: (l
   const run = (env: NodeJS.ProcessEnv): Omit<RunOptions, 'label'> => ({ cwd: opts.cwd, env, log, signal: opts.signal });
 
   try {
-    log.info(`loading manifest ${redactUrl(manifestUrl)}`);
-    const loaded = await loadManifest(manifestUrl, transfer, opts.verifyKeys, prefetched);
+    const location = parseSourceUrl(manifestUrl);
+    log.info(`loading manifest ${location}`);
+    const loaded = await loadManifest(location, transfer, opts.verifyKeys, prefetched);
     manifest = loaded.manifest;
     for (const w of loaded.warnings) log.warn(w);
     failureCommands = manifest.commands.failure;
@@ -190,7 +190,7 @@ async function unpackArchives(archives: readonly Archive[], staging: string, wor
   const [only] = archives;
   if (archives.length === 1 && only) {
     let attempt = 0;
-    await downloadVerified(parseSourceUrl(only.src), only.checksum, transfer, async (size) => {
+    await downloadVerified(only.src, only.checksum, transfer, async (size) => {
       // A retry starts again from an empty tree.
       if (attempt++ > 0) await emptyDir(staging);
       return createExtractor(staging, limits, log, spool, size);
@@ -199,8 +199,8 @@ async function unpackArchives(archives: readonly Archive[], staging: string, wor
   }
   const files: string[] = [];
   for (const [i, layer] of archives.entries()) {
-    log.info(`layer ${i + 1} of ${archives.length}: ${redactUrl(layer.src)}`);
-    files.push(await downloadVerified(parseSourceUrl(layer.src), layer.checksum, transfer, async () => fileSink(path.join(workDir, `layer-${i}`))));
+    log.info(`layer ${i + 1} of ${archives.length}: ${layer.src}`);
+    files.push(await downloadVerified(layer.src, layer.checksum, transfer, async () => fileSink(path.join(workDir, `layer-${i}`))));
   }
   for (const file of files) {
     const extractor = createExtractor(staging, limits, log, spool, (await stat(file)).size);
@@ -232,9 +232,9 @@ function hookEnv(manifest: Manifest | undefined, base: NodeJS.ProcessEnv): NodeJ
   if (!manifest) return { ...base };
   return {
     ...base,
-    STRETCHER_MANIFEST_URL: redactUrl(manifest.url),
+    STRETCHER_MANIFEST_URL: manifest.url.shown,
     // Layers: space-separated, in order.
-    STRETCHER_SRC: manifest.archives.map((a) => redactUrl(a.src)).join(' '),
+    STRETCHER_SRC: manifest.archives.map((a) => a.src.shown).join(' '),
     STRETCHER_DEST: manifest.dest ?? '',
     STRETCHER_CHECKSUM: manifest.archives.map((a) => a.checksum.hex).join(' '),
   };

@@ -6,7 +6,6 @@ import { formatDuration } from './shared/duration.js';
 import { errorMessage, InterruptedError } from './shared/errors.js';
 import type { Log } from './shared/log.js';
 import { MAX_MANIFEST_BYTES } from './manifest/load.js';
-import { redactUrl } from './shared/redact.js';
 import { parseSourceUrl } from './transfer/sources/index.js';
 import type { StateStore, WatchRecord } from './host/state.js';
 
@@ -35,8 +34,8 @@ export function backoffIntervals(failures: number): number {
 export async function watch(opts: WatchOptions): Promise<void> {
   const { log, signal, state } = opts;
   const url = parseSourceUrl(opts.url);
-  const shown = redactUrl(url.toString());
-  const record: WatchRecord = (await state.watchRecord(url.toString())) ?? { url: shown, failures: 0 };
+  const shown = url.shown;
+  const record: WatchRecord = (await state.watchRecord(url.href)) ?? { url: shown, failures: 0 };
   let pollErrors = 0;
   log.info(`watching ${shown} every ${formatDuration(opts.intervalMs)}${opts.jitterMs ? ` (+ up to ${formatDuration(opts.jitterMs)})` : ''}`);
   while (!signal.aborted) {
@@ -67,7 +66,7 @@ export async function watch(opts: WatchOptions): Promise<void> {
           log.warn(`deploy of ${shown} failed; trying again in ${formatDuration(intervals * opts.intervalMs)}`);
         }
       }
-      await state.saveWatchRecord(url.toString(), record);
+      await state.saveWatchRecord(url.href, record);
     } catch (err) {
       if (signal.aborted) break;
       pollErrors++;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { test } from 'node:test';
+import { Location } from '../src/shared/location.js';
 import { downloadVerified } from '../src/transfer/download.js';
 import { Log } from '../src/shared/log.js';
 import { TestServer } from './helpers/http.js';
@@ -18,7 +19,7 @@ test('a slow --max-bandwidth is not mistaken for a stalled server (the watchdog 
   let received = 0;
   const started = Date.now();
   await downloadVerified(
-    new URL(srv.url('/a.bin')),
+    Location.parse(srv.url('/a.bin')),
     { algorithm: 'sha256', hex: sha256(body) },
     {
       retry: 0,

@@ -6,6 +6,7 @@ import { StretcherError } from '../src/shared/errors.js';
 import { safeRelative } from '../src/unpack/entry-rules.js';
 import { parseEvent } from '../src/event/parse.js';
 import { manifestFromText } from '../src/manifest/load.js';
+import { Location } from '../src/shared/location.js';
 import { expandTemplate } from '../src/manifest/template.js';
 
 /** Either a value or a StretcherError (our one-line errors); anything else is a bug. */
@@ -94,7 +95,7 @@ test('template expander: text without our functions comes back unchanged', () =>
 test('manifest loader: arbitrary bytes, YAML of wrong shapes, template fragments', () => {
   fc.assert(
     fc.property(fc.oneof(fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b).toString('utf8')), manifestish, templateish), (text) => {
-      cleanly(() => manifestFromText(text, 'file:///srv/m.yml', env));
+      cleanly(() => manifestFromText(text, Location.parse('file:///srv/m.yml'), env));
     }),
     { numRuns: RUNS },
   );
@@ -102,9 +103,10 @@ test('manifest loader: arbitrary bytes, YAML of wrong shapes, template fragments
 
 test('manifest loader: YAML bombs (aliases) and deep nesting end cleanly', () => {
   const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]', ...Array.from({ length: 12 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)].join('\n');
-  cleanly(() => manifestFromText(bomb, 'file:///m.yml', env));
-  cleanly(() => manifestFromText(`${'['.repeat(5000)}${']'.repeat(5000)}`, 'file:///m.yml', env));
-  cleanly(() => manifestFromText(`commands:\n  pre:\n${'    - x\n'.repeat(20000)}`, 'file:///m.yml', env));
+  const m = Location.parse('file:///m.yml');
+  cleanly(() => manifestFromText(bomb, m, env));
+  cleanly(() => manifestFromText(`${'['.repeat(5000)}${']'.repeat(5000)}`, m, env));
+  cleanly(() => manifestFromText(`commands:\n  pre:\n${'    - x\n'.repeat(20000)}`, m, env));
 });
 
 test('safeRelative: its fast path for plain paths agrees with splitting every path', () => {

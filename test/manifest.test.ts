@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ManifestError } from '../src/manifest/errors.js';
-import { manifestFromText } from '../src/manifest/load.js';
+import { manifestFromText as fromText } from '../src/manifest/load.js';
+import { Location } from '../src/shared/location.js';
 import { runStretcher } from './helpers/cli.js';
 import { writeManifest } from './helpers/manifest.js';
 import { tempDir } from './helpers/tmp.js';
 
 const SHA1 = 'e0840daaa97cd2cf2175f9e5d133ffb3324a2b93';
 const URL_ = 'file:///srv/manifests/app.yml';
+const manifestFromText = (text: string, url: string, env: NodeJS.ProcessEnv) => fromText(text, Location.parse(url), env);
 const load = (yaml: string, env: NodeJS.ProcessEnv = {}) => manifestFromText(yaml, URL_, env).manifest;
 const problems = (yaml: string, env: NodeJS.ProcessEnv = {}): string[] => {
   try {
@@ -37,7 +39,7 @@ excludes:
   - "*.pid"
   - "*.socket"
 `);
-  assert.equal(m.src, 's3://example.com/app.tar.gz');
+  assert.equal(m.src?.href, 's3://example.com/app.tar.gz');
   assert.deepEqual(m.checksum, { algorithm: 'sha1', hex: SHA1 });
   assert.equal(m.destMode, 0o755);
   assert.equal(m.syncStrategy, 'rsync');
@@ -105,7 +107,7 @@ test('sync_strategy is checked at validation time, src or not', () => {
 });
 
 test('relative src resolves against the manifest URL, for every scheme', () => {
-  const m = (url: string, src: string) => manifestFromText(`src: ${src}\nchecksum: ${SHA1}\ndest: /srv/app`, url, {}).manifest.src;
+  const m = (url: string, src: string) => manifestFromText(`src: ${src}\nchecksum: ${SHA1}\ndest: /srv/app`, url, {}).manifest.src?.href;
   assert.equal(m('s3://bucket/app/manifest.yml', 'app.tar.gz'), 's3://bucket/app/app.tar.gz');
   assert.equal(m('https://h.example/deploy/m.yml', '../a.tgz'), 'https://h.example/a.tgz');
   assert.equal(m('file:///srv/m/app.yml', 'builds/a.tgz'), 'file:///srv/m/builds/a.tgz');

@@ -166,7 +166,8 @@ test('watch: polling errors are one line, and recovery is announced', async (t) 
     res.end(`commands:\n  pre: ["touch ${s.out}/ran"]\n`);
   });
   const w = startWatch(s, srv.url('/m.yml'), ['--interval=100ms', '--jitter=0']);
-  await sleep(700);
+  // Two failed polls at least, however slowly the watch starts on a loaded machine.
+  await until(() => srv.hitsOf('/m.yml') >= 2, 'two failed polls');
   up = true;
   await until(() => existsSync(`${s.out}/ran`), 'the deploy after recovery', 20_000);
   const r = await w.stop();

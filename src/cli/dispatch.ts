@@ -182,7 +182,7 @@ async function recordOutcome(state: StateStore, outcome: DeployOutcome, eventId?
     dest: manifest.dest,
     time: new Date().toISOString(),
     result: outcome.ok ? 'success' : 'failure',
-    manifest_url: redactUrl(manifest.url),
+    manifest_url: manifest.url.shown,
     ...(manifest.identity ? { checksum: manifest.identity } : {}),
     ...(eventId ? { event_id: eventId } : {}),
     ...(outcome.release ? { release: outcome.release } : {}),
@@ -242,7 +242,7 @@ async function readStdin(env: NodeJS.ProcessEnv): Promise<Buffer> {
     const buf = chunk as Buffer;
     chunks.push(buf);
     size += buf.length;
-    if (size > MAX_EVENT_BYTES) throw new StretcherError(`stdin is larger than ${MAX_EVENT_BYTES} bytes: that is not an event`);
+    if (size > MAX_EVENT_BYTES) throw new StretcherError('EVENT_INVALID', `stdin is larger than ${MAX_EVENT_BYTES} bytes: that is not an event`);
     const text = Buffer.concat(chunks).toString('utf8');
     const json = env.CONSUL_INDEX || text.trimStart().startsWith('[');
     if (!json && /\S[^\n]*\n/.test(text)) break;

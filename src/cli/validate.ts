@@ -3,6 +3,7 @@ import { errorMessage } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
 import { ManifestError } from '../manifest/errors.js';
 import { loadManifest } from '../manifest/load.js';
+import { parseSourceUrl } from '../transfer/sources/index.js';
 import { USER_AGENT } from '../shared/version.js';
 
 /**
@@ -17,7 +18,7 @@ export async function validateCommand(targets: string[], env: NodeJS.ProcessEnv,
     // validate accepts, a deploy accepts. A plain path is a file.
     const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(target);
     try {
-      const { warnings } = await loadManifest(isUrl ? target : path.resolve(target), {
+      const { warnings } = await loadManifest(parseSourceUrl(isUrl ? target : path.resolve(target)), {
         retry: 0,
         retryWaitMs: 0,
         timeoutMs: 30_000,

@@ -18,7 +18,7 @@ export function parseEvent(input: Buffer, env: NodeJS.ProcessEnv): DeployRequest
   if (env.CONSUL_INDEX || text.trimStart().startsWith('[')) return parseConsul(text);
   if (env.SERF_EVENT !== undefined && env.SERF_EVENT !== '') return parseSerf(text, env);
   const url = firstLine(text);
-  if (!url) throw new StretcherError('no manifest URL on stdin: expected a line such as s3://bucket/app/manifest.yml');
+  if (!url) throw new StretcherError('EVENT_INVALID', 'no manifest URL on stdin: expected a line such as s3://bucket/app/manifest.yml');
   return { kind: 'deploy', url, origin: 'stdin' };
 }
 
@@ -35,7 +35,7 @@ function parseSerf(text: string, env: NodeJS.ProcessEnv): DeployRequest {
   if (event !== 'user') return { kind: 'nothing', reason: `ignoring serf ${event} event`, origin: 'serf' };
   const name = env.SERF_USER_EVENT;
   const url = firstLine(text);
-  if (!url) throw new StretcherError(`serf user event ${JSON.stringify(name ?? '')} has an empty payload: expected a manifest URL`);
+  if (!url) throw new StretcherError('EVENT_INVALID', `serf user event ${JSON.stringify(name ?? '')} has an empty payload: expected a manifest URL`);
   return { kind: 'deploy', url, origin: 'serf', ...(name ? { eventName: name } : {}) };
 }
 
@@ -44,13 +44,13 @@ function parseConsul(text: string): DeployRequest {
   try {
     events = JSON.parse(text);
   } catch (err) {
-    throw new StretcherError(`invalid Consul event JSON on stdin: ${(err as Error).message}`);
+    throw new StretcherError('EVENT_INVALID', `invalid Consul event JSON on stdin: ${(err as Error).message}`);
   }
-  if (!Array.isArray(events)) throw new StretcherError('invalid Consul event JSON on stdin: expected an array of events');
+  if (!Array.isArray(events)) throw new StretcherError('EVENT_INVALID', 'invalid Consul event JSON on stdin: expected an array of events');
   if (events.length === 0) return { kind: 'nothing', reason: 'No Consul events found: nothing to do', origin: 'consul' };
   const last: unknown = events[events.length - 1];
   if (typeof last !== 'object' || last === null || Array.isArray(last)) {
-    throw new StretcherError('invalid Consul event JSON on stdin: the last element is not an event object');
+    throw new StretcherError('EVENT_INVALID', 'invalid Consul event JSON on stdin: the last element is not an event object');
   }
   const field = (name: string): unknown => {
     // encoding/json matches keys case-insensitively, and Go stretcher relied on it.
@@ -63,15 +63,15 @@ function parseConsul(text: string): DeployRequest {
   const eventName = typeof name === 'string' && name !== '' ? name : undefined;
   const label = `Consul event${eventName ? ` ${JSON.stringify(eventName)}` : ''}${eventId ? ` (ID ${eventId})` : ''}`;
   const payload = field('payload');
-  if (payload === null || payload === undefined || payload === '') throw new StretcherError(`${label} has no payload: expected a manifest URL`);
-  if (typeof payload !== 'string') throw new StretcherError(`${label} has a payload that is not a base64 string`);
+  if (payload === null || payload === undefined || payload === '') throw new StretcherError('EVENT_INVALID', `${label} has no payload: expected a manifest URL`);
+  if (typeof payload !== 'string') throw new StretcherError('EVENT_INVALID', `${label} has a payload that is not a base64 string`);
   const compact = payload.replace(/\s+/g, '');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) {
-    throw new StretcherError(`${label} has a payload that is not valid base64`);
+    throw new StretcherError('EVENT_INVALID', `${label} has a payload that is not valid base64`);
   }
   const url = Buffer.from(compact, 'base64').toString('utf8').trim();
-  if (!url) throw new StretcherError(`${label} has an empty payload: expected a manifest URL`);
-  if (/[\r\n\0]/.test(url)) throw new StretcherError(`${label} payload is not a single URL (it contains a line break or NUL)`);
+  if (!url) throw new StretcherError('EVENT_INVALID', `${label} has an empty payload: expected a manifest URL`);
+  if (/[\r\n\0]/.test(url)) throw new StretcherError('EVENT_INVALID', `${label} payload is not a single URL (it contains a line break or NUL)`);
   return {
     kind: 'deploy',
     url,

@@ -20,6 +20,9 @@ export interface RunOptions {
 
 export class CommandError extends StretcherError {
   override name = 'CommandError';
+  constructor(message: string) {
+    super('COMMAND_FAILED', message);
+  }
 }
 
 /** After SIGTERM, how long a process group gets before SIGKILL. */

@@ -43,7 +43,7 @@ export async function lockDest(dest: string, opts: LockOptions): Promise<DestLoc
       stdio: 'pipe',
     });
   } catch (err) {
-    throw new StretcherError(`cannot lock ${dest}: ${(err as Error).message}`);
+    throw new StretcherError('LOCK_FAILED', `cannot lock ${dest}: ${(err as Error).message}`);
   }
   const stop = (): void => {
     try {
@@ -57,9 +57,9 @@ export async function lockDest(dest: string, opts: LockOptions): Promise<DestLoc
     const lines = createInterface({ input: helper.stdout });
     lines.once('line', () => resolve());
     helper.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new StretcherError(err.code === 'ENOENT' ? 'cannot lock dest: flock(1) is not installed (Debian: util-linux)' : `cannot lock ${dest}: ${err.message}`)),
+      reject(new StretcherError('LOCK_FAILED', err.code === 'ENOENT' ? 'cannot lock dest: flock(1) is not installed (Debian: util-linux)' : `cannot lock ${dest}: ${err.message}`)),
     );
-    helper.once('exit', (code) => reject(code === TIMED_OUT ? 'timeout' : new StretcherError(`cannot lock ${dest}: flock exited with status ${code}`)));
+    helper.once('exit', (code) => reject(code === TIMED_OUT ? 'timeout' : new StretcherError('LOCK_FAILED', `cannot lock ${dest}: flock exited with status ${code}`)));
   });
   const onAbort = (): void => stop();
   opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -73,7 +73,7 @@ export async function lockDest(dest: string, opts: LockOptions): Promise<DestLoc
     if (opts.signal.aborted) throw opts.signal.reason;
     if (err === 'timeout') {
       const pid = await holderOf(file);
-      throw new StretcherError(`another deploy to ${dest}${pid ? ` (pid ${pid})` : ''} still holds its lock after ${formatDuration(opts.timeoutMs)} (--lock-timeout)`);
+      throw new StretcherError('LOCK_TIMEOUT', `another deploy to ${dest}${pid ? ` (pid ${pid})` : ''} still holds its lock after ${formatDuration(opts.timeoutMs)} (--lock-timeout)`);
     }
     throw err;
   } finally {

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { StretcherError } from '../shared/errors.js';
 
 /**
  * rsync --delete and mv replace dest wholesale, so a typo'd or templated-empty dest could wipe a system.
@@ -46,11 +47,13 @@ const PROTECTED = new Set([
   '/var/run',
 ]);
 
-/** A reason to refuse dest, or undefined when it is acceptable. */
-export function checkDest(dest: string): string | undefined {
-  if (!path.isAbsolute(dest)) return `dest ${JSON.stringify(dest)} must be an absolute path`;
+/** Throws, saying why, when `dest` (or the key named `key`, say releases_dir) must not be deployed over. */
+export function checkDest(dest: string, key = 'dest'): void {
+  const refuse = (why: string): never => {
+    throw new StretcherError('DEST_INVALID', `${key} ${JSON.stringify(dest)} ${why}`);
+  };
+  if (!path.isAbsolute(dest)) refuse('must be an absolute path');
   const normal = path.resolve(dest);
-  if (PROTECTED.has(normal)) return `dest ${JSON.stringify(dest)} is a system directory; refusing to deploy over it`;
-  if (path.dirname(normal) === '/home') return `dest ${JSON.stringify(dest)} is a home directory; deploy into a directory below it`;
-  return undefined;
+  if (PROTECTED.has(normal)) refuse('is a system directory; refusing to deploy over it');
+  if (path.dirname(normal) === '/home') refuse('is a home directory; deploy into a directory below it');
 }

@@ -12,6 +12,6 @@ export class ManifestError extends StretcherError {
     readonly problems: string[],
     readonly failureCommands?: string[],
   ) {
-    super(`invalid manifest ${where}: ${problems.join('; ')}`);
+    super('MANIFEST_INVALID', `invalid manifest ${where}: ${problems.join('; ')}`);
   }
 }

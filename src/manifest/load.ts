@@ -1,8 +1,7 @@
 import type { KeyObject } from 'node:crypto';
-import { fetchBytes, type Fetched, type TransferOptions } from '../transfer/download.js';
 import { StretcherError } from '../shared/errors.js';
-import { redactUrl } from '../shared/redact.js';
-import { parseSourceUrl } from '../transfer/sources/index.js';
+import type { Location } from '../shared/location.js';
+import { fetchBytes, type Fetched, type TransferOptions } from '../transfer/download.js';
 import { ManifestError } from './errors.js';
 import { parseYaml, YamlSyntaxError } from './parse.js';
 import { checkSignature, signatureUrl, SignatureError } from './signature.js';
@@ -19,8 +18,8 @@ export interface LoadedManifest {
 }
 
 /** Template, YAML, schema and rules over a manifest's bytes. Throws ManifestError listing every problem. */
-export function manifestFromText(text: string, url: string, env: NodeJS.ProcessEnv, baseUrl = url): LoadedManifest {
-  const where = redactUrl(url);
+export function manifestFromText(text: string, location: Location, env: NodeJS.ProcessEnv, baseUrl = location.href): LoadedManifest {
+  const where = location.shown;
   let expanded: string;
   try {
     expanded = expandTemplate(text, env, where);
@@ -34,7 +33,7 @@ export function manifestFromText(text: string, url: string, env: NodeJS.ProcessE
     if (err instanceof YamlSyntaxError) throw new ManifestError(where, [`YAML: ${err.message}`]);
     throw err;
   }
-  const result = validateManifest(parsed, url, baseUrl);
+  const result = validateManifest(parsed, location.href, baseUrl);
   if (!result.manifest) throw new ManifestError(where, result.problems, failureCommandsOf(parsed.data));
   return { manifest: result.manifest, warnings: result.warnings };
 }
@@ -43,29 +42,27 @@ export function manifestFromText(text: string, url: string, env: NodeJS.ProcessE
  * Fetches and checks a manifest. A relative src resolves against where the manifest really came from, so
  * `latest.yml` redirecting to `v42/manifest.yml` finds `v42/app.tar.gz`, as a browser would.
  */
-export async function loadManifest(urlText: string, opts: TransferOptions, verifyKeys: readonly KeyObject[] = [], prefetched?: Fetched): Promise<LoadedManifest> {
-  const url = parseSourceUrl(urlText);
+export async function loadManifest(location: Location, opts: TransferOptions, verifyKeys: readonly KeyObject[] = [], prefetched?: Fetched): Promise<LoadedManifest> {
   // watch mode has the bytes already: deploying exactly what it saw change avoids a second fetch and a race.
-  const fetched = prefetched ?? (await fetchBytes(url, MAX_MANIFEST_BYTES, 'manifest', opts));
+  const fetched = prefetched ?? (await fetchBytes(location, MAX_MANIFEST_BYTES, 'manifest', opts));
   // Before anything in it is believed: a manifest that fails here names no failure commands to run.
-  if (verifyKeys.length) await verifySignature(url, fetched.bytes, verifyKeys, opts);
+  if (verifyKeys.length) await verifySignature(location, fetched.bytes, verifyKeys, opts);
   const text = fetched.bytes.toString('utf8');
-  if (text.includes('\0')) throw new StretcherError(`manifest ${redactUrl(url.toString())} is binary, not YAML`);
-  return manifestFromText(text, url.toString(), opts.env, fetched.url);
+  if (text.includes('\0')) throw new StretcherError('MANIFEST_INVALID', `manifest ${location} is binary, not YAML`);
+  return manifestFromText(text, location, opts.env, fetched.url);
 }
 
 /** Signatures are tiny; anything larger than this is not one. */
 const MAX_SIGNATURE_BYTES = 4096;
 
-async function verifySignature(url: URL, manifest: Buffer, keys: readonly KeyObject[], opts: TransferOptions): Promise<void> {
-  const where = redactUrl(url.toString());
+async function verifySignature(location: Location, manifest: Buffer, keys: readonly KeyObject[], opts: TransferOptions): Promise<void> {
   let sig: Buffer;
   try {
-    sig = (await fetchBytes(signatureUrl(url), MAX_SIGNATURE_BYTES, 'signature', opts)).bytes;
+    sig = (await fetchBytes(signatureUrl(location), MAX_SIGNATURE_BYTES, 'signature', opts)).bytes;
   } catch (err) {
     if (opts.signal.aborted) throw err;
-    throw new SignatureError(`manifest ${where} is unsigned or its signature cannot be fetched (${(err as Error).message}); refusing to deploy it`);
+    throw new SignatureError(`manifest ${location} is unsigned or its signature cannot be fetched (${(err as Error).message}); refusing to deploy it`);
   }
-  checkSignature(manifest, sig, keys, where);
-  opts.log.info(`manifest signature verified (${where}.sig)`);
+  checkSignature(manifest, sig, keys, location.shown);
+  opts.log.info(`manifest signature verified (${location}.sig)`);
 }

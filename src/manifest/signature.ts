@@ -1,6 +1,7 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { StretcherError } from '../shared/errors.js';
+import { Location } from '../shared/location.js';
 
 /**
  * Signed manifests: an Ed25519 signature over the exact bytes fetched, kept beside the manifest as
@@ -11,6 +12,9 @@ import { StretcherError } from '../shared/errors.js';
  */
 export class SignatureError extends StretcherError {
   override name = 'SignatureError';
+  constructor(message: string, code: 'SIGNATURE_INVALID' | 'VERIFY_KEY_INVALID' = 'SIGNATURE_INVALID') {
+    super(code, message);
+  }
 }
 
 /** Public keys from PEM files (or PEM text, as STRETCHER_VERIFY_KEY may hold); all must be Ed25519. */
@@ -18,18 +22,18 @@ export async function loadVerifyKeys(sources: readonly string[]): Promise<KeyObj
   const keys: KeyObject[] = [];
   for (const source of sources) {
     const pem = source.includes('-----BEGIN') ? source : await readFile(source, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      throw new SignatureError(`cannot read verify key ${source}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+      throw new SignatureError(`cannot read verify key ${source}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, 'VERIFY_KEY_INVALID');
     });
     const blocks = pem.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
-    if (blocks.length === 0) throw new SignatureError(`verify key ${label(source)} holds no PEM public key (make one with: openssl pkey -in key.pem -pubout)`);
+    if (blocks.length === 0) throw new SignatureError(`verify key ${label(source)} holds no PEM public key (make one with: openssl pkey -in key.pem -pubout)`, 'VERIFY_KEY_INVALID');
     for (const block of blocks) {
       let key: KeyObject;
       try {
         key = createPublicKey(block);
       } catch (err) {
-        throw new SignatureError(`verify key ${label(source)} is not a valid public key: ${(err as Error).message}`);
+        throw new SignatureError(`verify key ${label(source)} is not a valid public key: ${(err as Error).message}`, 'VERIFY_KEY_INVALID');
       }
-      if (key.asymmetricKeyType !== 'ed25519') throw new SignatureError(`verify key ${label(source)} is ${key.asymmetricKeyType}, not ed25519`);
+      if (key.asymmetricKeyType !== 'ed25519') throw new SignatureError(`verify key ${label(source)} is ${key.asymmetricKeyType}, not ed25519`, 'VERIFY_KEY_INVALID');
       keys.push(key);
     }
   }
@@ -58,8 +62,8 @@ export function checkSignature(manifest: Buffer, sig: Buffer, keys: readonly Key
 }
 
 /** Where the signature of a manifest lives: the same URL with `.sig` added to its path. */
-export function signatureUrl(manifest: URL): URL {
-  const url = new URL(manifest.toString());
+export function signatureUrl(manifest: Location): Location {
+  const url = new URL(manifest.href);
   url.pathname += '.sig';
-  return url;
+  return Location.of(url);
 }

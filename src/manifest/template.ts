@@ -11,6 +11,9 @@ const FUNCTIONS = new Set(['env', 'must_env', 'json_escape']);
 
 export class TemplateError extends StretcherError {
   override name = 'TemplateError';
+  constructor(message: string) {
+    super('MANIFEST_INVALID', message);
+  }
 }
 
 export function expandTemplate(text: string, env: NodeJS.ProcessEnv, source = 'manifest'): string {

@@ -1,3 +1,4 @@
+import type { Location } from '../shared/location.js';
 import type { Checksum } from '../transfer/checksum.js';
 
 export type SyncStrategyName = 'rsync' | 'mv' | 'release';
@@ -11,17 +12,16 @@ export interface Commands {
 
 /** One archive to download, verify and unpack. */
 export interface Archive {
-  /** Absolute URL. */
-  src: string;
+  src: Location;
   checksum: Checksum;
 }
 
 /** A validated manifest; URLs are absolute, the checksum parsed, defaults applied. */
 export interface Manifest {
-  /** Where the manifest came from (as given, credentials included: redact before printing). */
-  url: string;
-  /** Absolute archive URL; undefined for a commands-only deploy. */
-  src?: string;
+  /** Where the manifest came from, as it was asked for (before redirects). */
+  url: Location;
+  /** The archive; undefined for a commands-only deploy. */
+  src?: Location;
   checksum?: Checksum;
   /** What to unpack, in order: `src` alone, or the `layers`. Empty for a commands-only deploy. */
   archives: Archive[];

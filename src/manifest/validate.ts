@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
-import { parseChecksum, CHECKSUM_HELP } from '../transfer/checksum.js';
+import { StretcherError } from '../shared/errors.js';
+import { Location } from '../shared/location.js';
+import { redactUrl } from '../shared/redact.js';
+import { CHECKSUM_HELP, parseChecksum } from '../transfer/checksum.js';
+import { unsupportedScheme } from '../transfer/sources/index.js';
 import { checkDest } from './dest-policy.js';
 import type { ParsedYaml } from './parse.js';
 import type { Archive, Manifest, RawManifest } from './types.js';
@@ -14,7 +18,6 @@ const validateSchema = compiledValidate as unknown as ValidateFunction;
 
 const TOP_KEYS = ['src', 'checksum', 'layers', 'dest', 'dest_mode', 'sync_strategy', 'excludes', 'exclude_from', 'releases_dir', 'keep_releases', 'rollback_on_failure', 'commands'];
 const COMMAND_KEYS = ['pre', 'post', 'success', 'failure'];
-export const SRC_SCHEMES = ['s3:', 'http:', 'https:', 'file:'];
 
 export interface Validated {
   manifest?: Manifest;
@@ -47,30 +50,17 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
     return { problems, warnings };
   }
   const raw = data as RawManifest;
-  const checksum = raw.checksum === undefined ? undefined : parseChecksum(raw.checksum);
-  if (typeof checksum === 'string') problems.push(`${at(['checksum'])}${checksum}`);
-  if (raw.dest !== undefined) {
-    const why = checkDest(raw.dest);
-    if (why) problems.push(`${at(['dest'])}${why}`);
-  }
-  let src: string | undefined;
-  if (raw.src !== undefined) {
-    const resolved = resolveSrc(raw.src, baseUrl);
-    if (resolved.startsWith('!')) problems.push(`${at(['src'])}${resolved.slice(1)}`);
-    else src = resolved;
-  }
+  const checksum = raw.checksum === undefined ? undefined : check(problems, at(['checksum']), () => parseChecksum(raw.checksum as string));
+  if (raw.dest !== undefined) check(problems, at(['dest']), () => checkDest(raw.dest as string));
+  const base = Location.parse(baseUrl);
+  const src = raw.src === undefined ? undefined : check(problems, at(['src']), () => resolveSrc(raw.src as string, base));
   const layers: Archive[] = [];
   for (const [i, layer] of (raw.layers ?? []).entries()) {
-    const resolved = resolveSrc(layer.src, baseUrl);
-    const sum = parseChecksum(layer.checksum);
-    if (resolved.startsWith('!')) problems.push(`${at(['layers', i, 'src'])}layers[${i}].${resolved.slice(1)}`);
-    if (typeof sum === 'string') problems.push(`${at(['layers', i, 'checksum'])}layers[${i}]: ${sum}`);
-    if (!resolved.startsWith('!') && typeof sum !== 'string') layers.push({ src: resolved, checksum: sum });
+    const resolved = check(problems, at(['layers', i, 'src']), () => resolveSrc(layer.src, base), `layers[${i}].`);
+    const sum = check(problems, at(['layers', i, 'checksum']), () => parseChecksum(layer.checksum), `layers[${i}]: `);
+    if (resolved && sum) layers.push({ src: resolved, checksum: sum });
   }
-  if (raw.releases_dir !== undefined) {
-    const why = checkDest(raw.releases_dir);
-    if (why) problems.push(`${at(['releases_dir'])}${why.replace(/^dest/, 'releases_dir')}`);
-  }
+  if (raw.releases_dir !== undefined) check(problems, at(['releases_dir']), () => checkDest(raw.releases_dir as string, 'releases_dir'));
   const releaseKeys = (['releases_dir', 'keep_releases', 'rollback_on_failure'] as const).filter((k) => raw[k] !== undefined);
   if (releaseKeys.length && raw.sync_strategy !== 'release') warnings.push(`${releaseKeys.join(', ')} only apply to sync_strategy: release`);
   if (raw.exclude_from !== undefined && (raw.exclude_from.startsWith('/') || raw.exclude_from.split('/').includes('..'))) {
@@ -83,7 +73,7 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
   }
   if (problems.length) return { problems, warnings };
   const commands = raw.commands ?? {};
-  const archives = src !== undefined && checksum !== undefined && typeof checksum !== 'string' ? [{ src, checksum }] : layers;
+  const archives = src !== undefined && checksum !== undefined ? [{ src, checksum }] : layers;
   const identity =
     archives.length === 1
       ? archives[0]?.checksum.hex
@@ -94,9 +84,9 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
     problems,
     warnings,
     manifest: {
-      url: manifestUrl,
+      url: Location.parse(manifestUrl),
       ...(src !== undefined ? { src } : {}),
-      ...(checksum !== undefined && typeof checksum !== 'string' ? { checksum } : {}),
+      ...(checksum !== undefined ? { checksum } : {}),
       archives,
       ...(identity ? { identity } : {}),
       // One spelling per directory ("/srv/app/", "/srv//app" -> "/srv/app"): locks and state records key on it.
@@ -118,18 +108,28 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
   };
 }
 
-/** An absolute URL for src (relative ones resolve against the manifest's URL), or "!" + a problem. */
-function resolveSrc(src: string, manifestUrl: string): string {
-  let url: URL;
+/** An absolute URL for src: a relative one resolves against the manifest's URL. */
+function resolveSrc(src: string, manifestUrl: Location): Location {
+  let location: Location;
   try {
-    url = new URL(src, manifestUrl);
+    location = manifestUrl.resolve(src);
   } catch {
-    return `!src ${JSON.stringify(src)} is not a URL`;
+    throw new StretcherError('MANIFEST_INVALID', `src ${JSON.stringify(redactUrl(src))} is not a URL`);
   }
-  if (!SRC_SCHEMES.includes(url.protocol)) {
-    return `!src scheme ${JSON.stringify(url.protocol.slice(0, -1))} is not supported (use s3, http, https or file)`;
+  const why = unsupportedScheme(location);
+  if (why) throw new StretcherError('MANIFEST_INVALID', `src ${why.replace(/^URL /, '')}`);
+  return location;
+}
+
+/** Runs one rule; a problem it throws is listed (with its line, and `prefix`) instead of stopping the rest. */
+function check<T>(problems: string[], line: string, rule: () => T, prefix = ''): T | undefined {
+  try {
+    return rule();
+  } catch (err) {
+    if (!(err instanceof StretcherError)) throw err;
+    problems.push(`${line}${prefix}${err.message}`);
+    return undefined;
   }
-  return url.toString();
 }
 
 /** Failure commands from a manifest that failed validation, when they themselves are valid. */
@@ -189,11 +189,8 @@ function describe(e: ErrorObject, data: unknown): string | undefined {
       return `${name} must not be empty`;
     case 'pattern': {
       const value = String(valueAt(data, path));
-      if (path[0] === 'checksum' || path[path.length - 1] === 'checksum') {
-        const result = parseChecksum(value);
-        return typeof result === 'string' ? result : undefined;
-      }
-      if (path[0] === 'dest') return checkDest(value);
+      if (path[0] === 'checksum' || path[path.length - 1] === 'checksum') return problemOf(() => parseChecksum(value));
+      if (path[0] === 'dest') return problemOf(() => checkDest(value));
       if (path[0] === 'releases_dir') return `releases_dir ${JSON.stringify(value)} must be an absolute path`;
       return `${name} does not match ${String(e.params.pattern)}`;
     }
@@ -204,6 +201,17 @@ function describe(e: ErrorObject, data: unknown): string | undefined {
       return `${name} must not be empty`;
     default:
       return `${name} ${e.message ?? 'is invalid'}`;
+  }
+}
+
+/** The message of what `rule` throws, or undefined when it passes. */
+function problemOf(rule: () => unknown): string | undefined {
+  try {
+    rule();
+    return undefined;
+  } catch (err) {
+    if (err instanceof StretcherError) return err.message;
+    throw err;
   }
 }
 

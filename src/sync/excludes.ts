@@ -71,7 +71,7 @@ export function parseExcludeFile(text: string, name: string): string[] {
     const line = raw.replace(/\r$/, '');
     if (line.trim() === '' || line.startsWith('#') || line.startsWith(';')) continue;
     if (line.startsWith('+ ')) {
-      throw new StretcherError(`${name}: include rules ("+ ...") are only understood by the rsync strategy`);
+      throw new StretcherError('SYNC_FAILED', `${name}: include rules ("+ ...") are only understood by the rsync strategy`);
     }
     patterns.push(line.startsWith('- ') ? line.slice(2) : line);
   }
@@ -85,10 +85,10 @@ export async function readExcludeFrom(staging: string, excludeFrom: string): Pro
   try {
     real = await realpath(file);
   } catch {
-    throw new StretcherError(`exclude_from file ${JSON.stringify(excludeFrom)} is not in the archive`);
+    throw new StretcherError('SYNC_FAILED', `exclude_from file ${JSON.stringify(excludeFrom)} is not in the archive`);
   }
   const root = await realpath(staging);
-  if (!real.startsWith(root + path.sep)) throw new StretcherError(`exclude_from ${JSON.stringify(excludeFrom)} points outside the archive`);
+  if (!real.startsWith(root + path.sep)) throw new StretcherError('SYNC_FAILED', `exclude_from ${JSON.stringify(excludeFrom)} points outside the archive`);
   return parseExcludeFile(await readFile(real, 'utf8'), `exclude_from ${excludeFrom}`);
 }
 

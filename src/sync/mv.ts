@@ -18,7 +18,7 @@ export const mvStrategy: SyncStrategy = {
   name: 'mv',
   async createStaging(dest) {
     const staging = await stageBeside(dest);
-    if (!staging) throw new StretcherError(`the parent directory of dest, ${path.dirname(dest)}, does not exist`);
+    if (!staging) throw new StretcherError('DEST_INVALID', `the parent directory of dest, ${path.dirname(dest)}, does not exist`);
     return staging;
   },
   async sync(ctx) {
@@ -26,8 +26,8 @@ export const mvStrategy: SyncStrategy = {
     const rules = await pruneExcluded(staging, ctx.excludes, ctx.excludeFrom, log, 'mv');
 
     const existing = await lstat(dest).catch(() => undefined);
-    if (existing?.isSymbolicLink()) throw new StretcherError(`dest ${dest} is a symlink; the mv strategy replaces directories only`);
-    if (existing && !existing.isDirectory()) throw new StretcherError(`dest ${dest} exists and is not a directory`);
+    if (existing?.isSymbolicLink()) throw new StretcherError('DEST_INVALID', `dest ${dest} is a symlink; the mv strategy replaces directories only`);
+    if (existing && !existing.isDirectory()) throw new StretcherError('DEST_INVALID', `dest ${dest} exists and is not a directory`);
 
     const moved: { from: string; to: string }[] = [];
     const undoMoves = async (): Promise<void> => {
@@ -49,7 +49,7 @@ export const mvStrategy: SyncStrategy = {
       }
     } catch (err) {
       await undoMoves();
-      throw new StretcherError(`mv to ${dest} failed: ${errorMessage(err)}`);
+      throw new StretcherError('SYNC_FAILED', `mv to ${dest} failed: ${errorMessage(err)}`);
     }
     log.info(`mv: ${dest} replaced${existing ? '' : ' (created)'}`);
     if (backup) await removeTree(backup);

@@ -32,7 +32,7 @@ export const rsyncStrategy: SyncStrategy = {
       await runProgram('rsync', args, { cwd: ctx.cwd, env: ctx.env, log: ctx.log, signal: ctx.signal, label: 'rsync' });
       return {};
     } catch (err) {
-      if (err instanceof CommandError) throw new StretcherError(`sync to ${ctx.dest} failed: ${err.message}`);
+      if (err instanceof CommandError) throw new StretcherError('SYNC_FAILED', `sync to ${ctx.dest} failed: ${err.message}`);
       throw err;
     }
   },

@@ -3,13 +3,14 @@ import { createWriteStream } from 'node:fs';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { formatDuration } from '../shared/duration.js';
+import { errorMessage, StretcherError } from '../shared/errors.js';
+import type { Location } from '../shared/location.js';
+import type { Log } from '../shared/log.js';
 import { formatBytes } from '../shared/units.js';
 import type { Checksum } from './checksum.js';
-import { formatDuration } from '../shared/duration.js';
-import { errorMessage, RetryableError, StretcherError } from '../shared/errors.js';
-import type { Log } from '../shared/log.js';
+import { ChecksumError, isRetryable, TransferError } from './failure.js';
 import { Progress } from './progress.js';
-import { redactUrl } from '../shared/redact.js';
 import { openSource, type OpenedSource, type Validators } from './sources/index.js';
 import { Throttle } from './throttle.js';
 
@@ -29,9 +30,8 @@ export interface TransferOptions {
 
 /** Longest we honour a server's Retry-After; past it the operator is better served by a failure. */
 const MAX_RETRY_AFTER_MS = 5 * 60_000;
+/** Errors of this host, not of the transfer: a retry would meet them again. */
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EMFILE']);
-
-class TransferTimeout extends StretcherError {}
 
 /**
  * Runs `attempt` until it succeeds, fails finally, or runs out of retries or time. Every attempt starts
@@ -41,18 +41,19 @@ class TransferTimeout extends StretcherError {}
 async function withRetry<T>(what: string, opts: TransferOptions, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const timeout = opts.timeoutMs > 0 ? AbortSignal.timeout(opts.timeoutMs) : undefined;
   const signal = timeout ? AbortSignal.any([opts.signal, timeout]) : opts.signal;
-  const timedOut = (): Error => new TransferTimeout(`${what} timed out after ${formatDuration(opts.timeoutMs)} (--timeout)`);
+  const timedOut = (): Error => new StretcherError('TRANSFER_TIMEOUT', `${what} timed out after ${formatDuration(opts.timeoutMs)} (--timeout)`);
   for (let n = 0; ; n++) {
     try {
       return await attempt(signal);
     } catch (err) {
       if (opts.signal.aborted) throw opts.signal.reason;
       if (timeout?.aborted) throw timedOut();
-      if (!(err instanceof RetryableError) || n >= opts.retry) {
-        if (err instanceof RetryableError && opts.retry > 0) throw new StretcherError(`${errorMessage(err)} (gave up after ${n + 1} attempts)`);
+      const retryable = isRetryable(err);
+      if (!retryable || n >= opts.retry) {
+        if (retryable && opts.retry > 0) throw new TransferError(`${errorMessage(err)} (gave up after ${n + 1} attempts)`, (err as TransferError).facts);
         throw err;
       }
-      const wait = Math.min(MAX_RETRY_AFTER_MS, Math.max(opts.retryWaitMs, err.retryAfterMs ?? 0));
+      const wait = Math.min(MAX_RETRY_AFTER_MS, Math.max(opts.retryWaitMs, (err as TransferError).facts.retryAfterMs ?? 0));
       opts.log.warn(`${errorMessage(err)}; retrying in ${formatDuration(wait)} (attempt ${n + 2} of ${opts.retry + 1})`);
       try {
         await sleep(wait, undefined, { signal });
@@ -69,7 +70,7 @@ async function withRetry<T>(what: string, opts: TransferOptions, attempt: (signa
  * bandwidth limit applies first and the stall watchdog counts what leaves it: a throttle holding a chunk
  * pauses the socket, and that pause is ours, not the server's.
  */
-async function transfer(url: string, opened: OpenedSource, sinks: (Transform | Writable)[], opts: TransferOptions, signal: AbortSignal, throttled = false): Promise<number> {
+async function transfer(location: Location, opened: OpenedSource, sinks: (Transform | Writable)[], opts: TransferOptions, signal: AbortSignal, throttled = false): Promise<number> {
   let bytes = 0;
   let stalled = false;
   let timer: NodeJS.Timeout | undefined;
@@ -77,7 +78,7 @@ async function transfer(url: string, opened: OpenedSource, sinks: (Transform | W
     clearTimeout(timer);
     timer = setTimeout(() => {
       stalled = true;
-      opened.body.destroy(new RetryableError(`no data from ${redactUrl(url)} for ${formatDuration(opts.stallMs)}`));
+      opened.body.destroy(new TransferError(`no data from ${location} for ${formatDuration(opts.stallMs)}`, { stage: 'body' }));
     }, opts.stallMs);
   };
   const counter = new Transform({
@@ -94,13 +95,13 @@ async function transfer(url: string, opened: OpenedSource, sinks: (Transform | W
   } catch (err) {
     if (signal.aborted || stalled || err instanceof StretcherError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (DISK_ERRORS.has(code)) throw new StretcherError(`cannot write the download: ${code}: ${(err as Error).message}`);
-    throw new RetryableError(`transfer of ${redactUrl(url)} broke off after ${formatBytes(bytes)}: ${errorMessage(err)}`);
+    if (DISK_ERRORS.has(code)) throw new TransferError('cannot write the download', { stage: 'local', errno: code }, { cause: err });
+    throw new TransferError(`transfer of ${location} broke off after ${formatBytes(bytes)}`, { stage: 'body', ...(code ? { errno: code } : {}) }, { cause: err });
   } finally {
     clearTimeout(timer);
   }
   if (opened.size !== undefined && bytes !== opened.size) {
-    throw new RetryableError(`transfer of ${redactUrl(url)} ended after ${bytes} of ${opened.size} bytes`);
+    throw new TransferError(`transfer of ${location} ended after ${bytes} of ${opened.size} bytes`, { stage: 'body' });
   }
   return bytes;
 }
@@ -115,32 +116,31 @@ export interface Fetched {
 }
 
 /** A small document (a manifest, a signature), read whole into memory, with the same retry rules. */
-export async function fetchBytes(url: URL, maxBytes: number, what: string, opts: TransferOptions, conditional?: Validators): Promise<Fetched> {
-  const shown = redactUrl(url.toString());
-  return withRetry(`fetching ${what} ${shown}`, opts, async (signal) => {
-    const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env, ...(conditional ? { conditional } : {}) });
+export async function fetchBytes(location: Location, maxBytes: number, what: string, opts: TransferOptions, conditional?: Validators): Promise<Fetched> {
+  return withRetry(`fetching ${what} ${location}`, opts, async (signal) => {
+    const opened = await openSource(location, { signal, userAgent: opts.userAgent, env: opts.env, ...(conditional ? { conditional } : {}) });
     const validators = opened.validators ? { validators: opened.validators } : {};
-    if (opened.notModified) return { bytes: Buffer.alloc(0), url: opened.finalUrl ?? url.toString(), notModified: true, ...validators };
+    if (opened.notModified) return { bytes: Buffer.alloc(0), url: opened.finalUrl ?? location.href, notModified: true, ...validators };
     if (opened.size !== undefined && opened.size > maxBytes) {
       opened.body.destroy();
-      throw new StretcherError(`${what} ${shown} is ${formatBytes(opened.size)}; the limit is ${formatBytes(maxBytes)}`);
+      throw new StretcherError('TOO_LARGE', `${what} ${location} is ${formatBytes(opened.size)}; the limit is ${formatBytes(maxBytes)}`);
     }
     const chunks: Buffer[] = [];
     let total = 0;
     const collect = new Writable({
       write(chunk: Buffer, _enc, done) {
         total += chunk.length;
-        if (total > maxBytes) return done(new StretcherError(`${what} ${shown} is larger than the limit of ${formatBytes(maxBytes)}`));
+        if (total > maxBytes) return done(new StretcherError('TOO_LARGE', `${what} ${location} is larger than the limit of ${formatBytes(maxBytes)}`));
         chunks.push(chunk);
         done();
       },
     });
-    await transfer(url.toString(), opened, [collect], opts, signal);
-    return { bytes: Buffer.concat(chunks), url: opened.finalUrl ?? url.toString(), ...validators };
+    await transfer(location, opened, [collect], opts, signal);
+    return { bytes: Buffer.concat(chunks), url: opened.finalUrl ?? location.href, ...validators };
   });
 }
 
-/** Where a verified download goes: an extractor, or a file. */
+/** Where a verified download goes: an unpacker, or a file. */
 export interface Sink<T> {
   sink: Writable;
   /** Called once the checksum matched. */
@@ -150,16 +150,15 @@ export interface Sink<T> {
 }
 
 /**
- * An archive, hashed as it arrives and handed to a sink (usually an extractor, so that unpacking overlaps the
- * transfer and no copy is written to disk): memory stays flat whatever its size. `newSink` gives each
+ * An archive, hashed as it arrives and handed to a sink (usually an unpacker, so that unpacking overlaps
+ * the transfer and no copy is written to disk): memory stays flat whatever its size. `newSink` gives each
  * attempt a fresh sink; nothing from it is used unless the checksum matches, and the caller removes it
  * otherwise. It is told the size the source announced, if any.
  */
-export async function downloadVerified<T>(url: URL, checksum: Checksum, opts: TransferOptions, newSink: (size: number | undefined) => Promise<Sink<T>>): Promise<T> {
-  const shown = redactUrl(url.toString());
+export async function downloadVerified<T>(location: Location, checksum: Checksum, opts: TransferOptions, newSink: (size: number | undefined) => Promise<Sink<T>>): Promise<T> {
   const started = performance.now();
-  return withRetry(`downloading ${shown}`, opts, async (signal) => {
-    const opened = await openSource(url, { signal, userAgent: opts.userAgent, env: opts.env });
+  return withRetry(`downloading ${location}`, opts, async (signal) => {
+    const opened = await openSource(location, { signal, userAgent: opts.userAgent, env: opts.env });
     const target = await newSink(opened.size);
     const hash = createHash(checksum.algorithm);
     const progress = new Progress(opts.log, 'downloading', opened.size);
@@ -170,24 +169,21 @@ export async function downloadVerified<T>(url: URL, checksum: Checksum, opts: Tr
         done(null, chunk);
       },
     });
-    const sinks = [hasher, target.sink];
     let downloaded: number;
     try {
       try {
-        downloaded = await transfer(url.toString(), opened, sinks, opts, signal, true);
+        downloaded = await transfer(location, opened, [hasher, target.sink], opts, signal, true);
       } finally {
         progress.done();
       }
       const actual = hash.digest('hex');
-      if (actual !== checksum.hex) {
-        throw new StretcherError(`checksum mismatch for ${shown}: expected ${checksum.algorithm} ${checksum.hex}, got ${actual}`);
-      }
+      if (actual !== checksum.hex) throw new ChecksumError(location.shown, checksum.algorithm, checksum.hex, actual);
     } catch (err) {
       await target.close?.();
       throw err;
     }
     const ms = performance.now() - started;
-    opts.log.info(`downloaded ${shown}: ${formatBytes(downloaded)} in ${formatDuration(ms)}, ${checksum.algorithm} verified`, {
+    opts.log.info(`downloaded ${location}: ${formatBytes(downloaded)} in ${formatDuration(ms)}, ${checksum.algorithm} verified`, {
       bytes: downloaded,
       duration_ms: Math.round(ms),
     });

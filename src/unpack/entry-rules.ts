@@ -8,6 +8,9 @@ import { StretcherError } from '../shared/errors.js';
  */
 export class HostileArchiveError extends StretcherError {
   override name = 'HostileArchiveError';
+  constructor(message: string) {
+    super('ARCHIVE_HOSTILE', message);
+  }
 }
 
 export interface DeferredLink {

@@ -92,7 +92,7 @@ export function createExtractor(staging: string, limits: ExtractLimits, log: Log
     }
     const unsupported = UNSUPPORTED[format];
     if (unsupported) {
-      fatal ??= new StretcherError(`the archive is ${unsupported}; stretcher unpacks tar, gzip-compressed tar (.tar, .tar.gz, .tgz) and zip`);
+      fatal ??= new StretcherError('ARCHIVE_UNSUPPORTED', `the archive is ${unsupported}; stretcher unpacks tar, gzip-compressed tar (.tar, .tar.gz, .tgz) and zip`);
       return;
     }
     const unpacker = (tar = new TarUnpacker(staging, limits, log, archiveBytes));

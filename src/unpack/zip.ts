@@ -26,7 +26,7 @@ export async function unzipInto(file: string, staging: string, limits: ExtractLi
   const zip = await openZip(file);
   if (zip.entryCount > limits.maxEntries) {
     zip.close();
-    throw new StretcherError(`the archive has more than ${limits.maxEntries} entries (--max-extract-entries)`);
+    throw new StretcherError('ARCHIVE_LIMIT', `the archive has more than ${limits.maxEntries} entries (--max-extract-entries)`);
   }
   const links: DeferredLink[] = [];
   const dirs: { rel: string; mode?: number; mtime: Date }[] = [];
@@ -38,7 +38,7 @@ export async function unzipInto(file: string, staging: string, limits: ExtractLi
     for (let entry = await nextEntry(zip); entry; entry = await nextEntry(zip)) {
       entries++;
       bytes += entry.uncompressedSize;
-      if (bytes > limits.maxBytes) throw new StretcherError(`the archive unpacks to more than ${formatBytes(limits.maxBytes)} (--max-extract-size)`);
+      if (bytes > limits.maxBytes) throw new StretcherError('ARCHIVE_LIMIT', `the archive unpacks to more than ${formatBytes(limits.maxBytes)} (--max-extract-size)`);
       const rel = safeRelative(entry.fileName);
       if (rel === undefined) throw new HostileArchiveError(`refusing archive entry ${JSON.stringify(entry.fileName)}: its path leaves the staging directory`);
       const unixMode = entry.versionMadeBy >> 8 === MADE_BY_UNIX ? entry.externalFileAttributes >>> 16 : 0;
@@ -102,7 +102,7 @@ async function writeFile(body: Readable, entry: FileEntry): Promise<void> {
 function openZip(file: string): Promise<ZipFile> {
   return new Promise((resolve, reject) =>
     yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true }, (err, zip) =>
-      err || !zip ? reject(new StretcherError(`cannot unpack the zip archive: ${err?.message ?? 'unreadable'}`)) : resolve(zip),
+      err || !zip ? reject(new StretcherError('ARCHIVE_CORRUPT', `cannot unpack the zip archive: ${err?.message ?? 'unreadable'}`)) : resolve(zip),
     ),
   );
 }
@@ -119,7 +119,7 @@ function nextEntry(zip: ZipFile): Promise<Entry | undefined> {
     const onEnd = (): void => (cleanup(), resolve(undefined));
     const onError = (err: Error): void => {
       cleanup();
-      reject(/invalid relative path|absolute path/.test(err.message) ? new HostileArchiveError(`refusing the archive: ${err.message}`) : new StretcherError(`cannot unpack the zip archive: ${err.message}`));
+      reject(/invalid relative path|absolute path/.test(err.message) ? new HostileArchiveError(`refusing the archive: ${err.message}`) : new StretcherError('ARCHIVE_CORRUPT', `cannot unpack the zip archive: ${err.message}`));
     };
     zip.on('entry', onEntry);
     zip.on('end', onEnd);
@@ -130,7 +130,7 @@ function nextEntry(zip: ZipFile): Promise<Entry | undefined> {
 
 function openEntry(zip: ZipFile, entry: Entry): Promise<Readable> {
   return new Promise((resolve, reject) =>
-    zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(new StretcherError(`cannot unpack ${entry.fileName}: ${err?.message ?? 'unreadable'}`)) : resolve(stream))),
+    zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(new StretcherError('UNPACK_FAILED', `cannot unpack ${entry.fileName}: ${err?.message ?? 'unreadable'}`)) : resolve(stream))),
   );
 }
 

@@ -47,7 +47,7 @@ export class ReleaseStore {
     const st = await lstat(this.dest).catch(() => undefined);
     if (st && !st.isSymbolicLink()) {
       const kind = st.isDirectory() ? 'a real directory' : 'not a symlink';
-      throw new StretcherError(
+      throw new StretcherError('DEST_INVALID', 
         `dest ${this.dest} is ${kind}; the release strategy needs dest to be a symlink it can switch. To migrate: move it into ${this.dir}/ (mkdir -p ${this.dir} && mv ${this.dest} ${this.dir}/initial && ln -s ${this.dir}/initial ${this.dest}), or point dest at a new path`,
       );
     }
@@ -116,7 +116,7 @@ export class ReleaseStore {
   async switchTo(id: string): Promise<void> {
     // Only a release's own name: `--to ..` or `--to .x.json` must not point dest at whatever exists there.
     const st = RELEASE_ID.test(id) ? await lstat(path.join(this.dir, id)).catch(() => undefined) : undefined;
-    if (!st?.isDirectory()) throw new StretcherError(`release ${id} does not exist in ${this.dir} (stretcher releases --dest ${this.dest} lists them)`);
+    if (!st?.isDirectory()) throw new StretcherError('RELEASE_INVALID', `release ${id} does not exist in ${this.dir} (stretcher releases --dest ${this.dest} lists them)`);
     const parent = path.dirname(this.dest);
     const target = path.relative(parent, path.join(this.dir, id)) || '.';
     const tmp = path.join(parent, `.${path.basename(this.dest)}.stretcher-link-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -125,7 +125,7 @@ export class ReleaseStore {
       await rename(tmp, this.dest);
     } catch (err) {
       await rm(tmp, { force: true });
-      throw new StretcherError(`cannot switch ${this.dest} to ${id}: ${(err as Error).message}`);
+      throw new StretcherError('RELEASE_INVALID', `cannot switch ${this.dest} to ${id}: ${(err as Error).message}`);
     }
   }
 

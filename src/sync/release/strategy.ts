@@ -2,7 +2,6 @@ import { mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Log } from '../../shared/log.js';
 import type { Manifest } from '../../manifest/types.js';
-import { redactUrl } from '../../shared/redact.js';
 import { ReleaseStore } from './store.js';
 import { removeDeadDebris, STAGING_DEBRIS } from '../debris.js';
 import { pruneExcluded } from '../excludes.js';
@@ -54,7 +53,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
       const releaseId = id as string;
       await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, log, 'release');
       await rename(ctx.staging, path.join(store.dir, releaseId));
-      await store.writeMeta(releaseId, manifest.identity, redactUrl(manifest.url));
+      await store.writeMeta(releaseId, manifest.identity, manifest.url.shown);
       await store.switchTo(releaseId);
       log.info(`switched ${manifest.dest} to release ${releaseId}${previous ? ` (was ${previous})` : ''}`);
       const keep = new Set([releaseId, previous, await store.previous(releaseId)].filter((x): x is string => x !== undefined));

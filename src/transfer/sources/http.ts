@@ -1,15 +1,11 @@
 import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import { request as httpRequest, type ClientRequest, type RequestOptions } from 'node:http';
+import { Readable } from 'node:stream';
 import got, { type Request } from 'got';
-import { RetryableError, StretcherError } from '../../shared/errors.js';
-import { redactUrl } from '../../shared/redact.js';
+import type { Location } from '../../shared/location.js';
+import { TransferError } from '../failure.js';
 import { proxyFor } from './proxy.js';
 import type { Opener } from './types.js';
-
-/** Statuses worth retrying: the server may answer differently in a moment. Every other non-2xx is final. */
-const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504, 507, 509]);
-const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
 /**
  * got follows redirects, turns `user:pass@` into Basic auth (and drops it when a redirect leaves the host),
@@ -17,11 +13,10 @@ const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPI
  * checked here, unlike Go stretcher which hashed (or YAML-parsed) whatever error page came back.
  * Responses are not decompressed: the checksum is over the bytes as stored.
  */
-export const openHttp: Opener = async (url, { signal, userAgent, conditional, env }) => {
-  const shown = redactUrl(url.toString());
+export const openHttp: Opener = async (location, { signal, userAgent, conditional, env }) => {
+  const url = location.url;
   const proxy = proxyFor(url, env);
-  // hpagent is loaded only through a proxy: it is outside the bundle (s3.ts shares it), and importing it
-  // took ~10 ms of every HTTP deploy's start-up.
+  // hpagent is loaded only through a proxy: importing it took ~10 ms of every HTTP deploy's start-up.
   const tunnel = proxy && url.protocol === 'https:' ? new (await import('hpagent')).HttpsProxyAgent({ proxy }) : undefined;
   const stream: Request = got.stream(url, {
     // As Go's transport does: https through a CONNECT tunnel, plain http as absolute-form requests to the
@@ -44,7 +39,7 @@ export const openHttp: Opener = async (url, { signal, userAgent, conditional, en
     stream.once('error', reject);
   }).catch((err: unknown) => {
     stream.destroy();
-    throw classify(err, shown, signal);
+    throw requestFailure(err, location, signal);
   });
   const status = response.statusCode ?? 0;
   const etag = response.headers.etag;
@@ -56,11 +51,13 @@ export const openHttp: Opener = async (url, { signal, userAgent, conditional, en
   }
   if (status < 200 || status > 299) {
     stream.destroy();
-    const text = `HTTP ${status}${response.statusMessage ? ` ${response.statusMessage}` : ''} from ${shown}`;
-    if (RETRYABLE_STATUS.has(status) || status >= 500) throw new RetryableError(text, retryAfter(response.headers['retry-after']));
-    throw new StretcherError(text);
+    const retryAfterMs = retryAfter(response.headers['retry-after']);
+    throw new TransferError(`HTTP ${status}${response.statusMessage ? ` ${response.statusMessage}` : ''} from ${location}`, {
+      stage: 'response',
+      status,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
   }
-  // Errors that surface later, mid-body, are classified by the reader; keep got's message recognisable.
   const length = Number(response.headers['content-length']);
   const finalUrl = (response as IncomingMessage & { url?: string }).url;
   return {
@@ -71,14 +68,13 @@ export const openHttp: Opener = async (url, { signal, userAgent, conditional, en
   };
 };
 
-function classify(err: unknown, shown: string, signal: AbortSignal): Error {
-  if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new StretcherError('aborted');
-  const e = err as { code?: string; message?: string };
-  const detail = `${e.code ?? 'error'}: ${e.message ?? String(err)}`;
-  if (e.code === 'ERR_TOO_MANY_REDIRECTS') return new StretcherError(`too many redirects fetching ${shown}`);
-  if (e.code && (RETRYABLE_CODES.has(e.code) || e.code.startsWith('ETIMEDOUT'))) return new RetryableError(`cannot fetch ${shown}: ${detail}`);
-  if (e.code === 'ENOTFOUND') return new StretcherError(`cannot fetch ${shown}: host not found`);
-  return new RetryableError(`cannot fetch ${shown}: ${detail}`);
+function requestFailure(err: unknown, location: Location, signal: AbortSignal): Error {
+  if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new TransferError('aborted', { stage: 'connect' });
+  const errno = (err as { code?: string }).code;
+  const facts = { stage: 'connect' as const, ...(errno ? { errno } : {}) };
+  if (errno === 'ERR_TOO_MANY_REDIRECTS') return new TransferError(`too many redirects fetching ${location}`, facts);
+  if (errno === 'ENOTFOUND') return new TransferError(`cannot fetch ${location}: host not found`, facts);
+  return new TransferError(`cannot fetch ${location}`, facts, { cause: err });
 }
 
 /** Retry-After as milliseconds: delta-seconds or an HTTP date. */

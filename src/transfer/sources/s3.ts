@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { RetryableError, StretcherError } from '../../shared/errors.js';
+import { StretcherError } from '../../shared/errors.js';
+import { TransferError } from '../failure.js';
 import { proxyFor } from './proxy.js';
 import type { Opener, OpenOptions } from './types.js';
 
@@ -37,11 +38,11 @@ async function s3Client(env: NodeJS.ProcessEnv): Promise<{ client: S3Client; sdk
   return { client, sdk };
 }
 
-export const openS3: Opener = async (url, opts: OpenOptions) => {
-  const bucket = url.hostname;
-  const key = decodeURIComponent(url.pathname.replace(/^\//, ''));
+export const openS3: Opener = async (location, opts: OpenOptions) => {
+  const bucket = location.url.hostname;
+  const key = decodeURIComponent(location.url.pathname.replace(/^\//, ''));
   const shown = `s3://${bucket}/${key}`;
-  if (!bucket || !key) throw new StretcherError(`${url.toString()} is not an s3://bucket/key URL`);
+  if (!bucket || !key) throw new StretcherError('URL_INVALID', `${location} is not an s3://bucket/key URL`);
   const { client: s3, sdk } = await s3Client(opts.env);
   try {
     if (opts.conditional?.etag) {
@@ -51,40 +52,38 @@ export const openS3: Opener = async (url, opts: OpenOptions) => {
     }
     const out = await s3.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: opts.signal });
     const body = out.Body as Readable | undefined;
-    if (!body) throw new StretcherError(`${shown}: the response had no body`);
+    if (!body) throw new TransferError(`${shown}: the response had no body`, { stage: 'response' });
     return { body, ...(out.ContentLength !== undefined ? { size: out.ContentLength } : {}), ...(out.ETag ? { validators: { etag: out.ETag } } : {}) };
   } catch (err) {
     throw describeS3Error(err, shown, bucket, opts.signal);
   }
 };
 
+/** The SDK's error names, as the sentence an operator needs. */
+const S3_ERRORS: Record<string, (bucket: string) => string> = {
+  NoSuchKey: (bucket) => `no such key in bucket ${bucket}`,
+  NoSuchBucket: (bucket) => `bucket ${bucket} does not exist`,
+  InvalidAccessKeyId: () => 'the AWS access key ID is not recognised by the server (bad credentials)',
+  SignatureDoesNotMatch: () => 'the AWS secret key does not match the access key ID (bad credentials)',
+  AccessDenied: () => "access denied (check the credentials' permissions for this bucket and key)",
+  CredentialsProviderError: () => 'no AWS credentials found (environment, shared credentials file, profile or instance role)',
+};
+
 function describeS3Error(err: unknown, shown: string, bucket: string, signal: AbortSignal): Error {
-  if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new StretcherError('aborted');
+  if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new TransferError('aborted', { stage: 'connect' });
   if (err instanceof StretcherError) return err;
   const e = err as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode;
-  switch (e.name) {
-    case 'NoSuchKey':
-      return new StretcherError(`${shown}: no such key in bucket ${bucket}`);
-    case 'NoSuchBucket':
-      return new StretcherError(`${shown}: bucket ${bucket} does not exist`);
-    case 'InvalidAccessKeyId':
-      return new StretcherError(`${shown}: the AWS access key ID is not recognised by the server (bad credentials)`);
-    case 'SignatureDoesNotMatch':
-      return new StretcherError(`${shown}: the AWS secret key does not match the access key ID (bad credentials)`);
-    case 'AccessDenied':
-      return new StretcherError(`${shown}: access denied (check the credentials' permissions for this bucket and key)`);
-    case 'CredentialsProviderError':
-      return new StretcherError(`${shown}: no AWS credentials found (environment, shared credentials file, profile or instance role)`);
-  }
-  if (/region is missing/i.test(e.message ?? '')) {
-    return new StretcherError(`${shown}: no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION`);
-  }
-  const text = `${shown}: ${e.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? String(err)}`;
-  if (status === undefined || status >= 500 || status === 429 || status === 408) return new RetryableError(text);
-  if (status === 404) return new StretcherError(`${shown}: not found (HTTP 404)`);
-  if (status === 403) return new StretcherError(`${shown}: access denied (HTTP 403)`);
-  return new StretcherError(text);
+  // Without a status the request never got an answer: a network failure, retried like any other.
+  const facts = status !== undefined ? { stage: 'response' as const, status } : { stage: 'connect' as const, ...(e.code ? { errno: e.code } : {}) };
+  const known = e.name ? S3_ERRORS[e.name] : undefined;
+  // A missing credential or region is this host's configuration: final, whatever the status.
+  if (e.name === 'CredentialsProviderError') return new TransferError(`${shown}: ${(known as (b: string) => string)(bucket)}`, { stage: 'local' });
+  if (/region is missing/i.test(e.message ?? '')) return new TransferError(`${shown}: no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION`, { stage: 'local' });
+  if (known) return new TransferError(`${shown}: ${known(bucket)}`, facts);
+  if (status === 404) return new TransferError(`${shown}: not found (HTTP 404)`, facts);
+  if (status === 403) return new TransferError(`${shown}: access denied (HTTP 403)`, facts);
+  return new TransferError(`${shown}: ${e.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}`, facts, { cause: err });
 }
 
 /** An SDK request handler whose connections go through `proxy` (loaded only when a proxy is set). */

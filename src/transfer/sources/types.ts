@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Location } from '../../shared/location.js';
 
 export interface OpenOptions {
   signal: AbortSignal;
@@ -27,5 +28,8 @@ export interface OpenedSource {
   validators?: Validators;
 }
 
-/** One per URL scheme. Throws RetryableError for failures worth retrying, StretcherError otherwise. */
-export type Opener = (url: URL, opts: OpenOptions) => Promise<OpenedSource>;
+/**
+ * One per URL scheme: opens the location for reading. Failures are TransferErrors carrying what is known
+ * (stage, status, errno), so that one rule (failure.ts) decides whether to try again.
+ */
+export type Opener = (location: Location, opts: OpenOptions) => Promise<OpenedSource>;

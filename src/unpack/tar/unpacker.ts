@@ -172,7 +172,7 @@ export class TarUnpacker {
 
   /** Stops writing: after this resolves nothing more is created in staging and no file is left open. */
   async close(): Promise<void> {
-    this.fatal ??= new StretcherError('unpacking was stopped');
+    this.fatal ??= new StretcherError('UNPACK_FAILED', 'unpacking was stopped');
     if (this.openFd !== undefined) closeQuietly(this.openFd);
     this.openFd = undefined;
     await this.pool?.close();
@@ -183,8 +183,8 @@ export class TarUnpacker {
     this.entries++;
     this.bytes += e.size;
     const { maxEntries, maxBytes } = this.limits;
-    if (this.entries > maxEntries) return this.stop(new StretcherError(`the archive has more than ${maxEntries} entries (--max-extract-entries)`));
-    if (this.bytes > maxBytes) return this.stop(new StretcherError(`the archive unpacks to more than ${formatBytes(maxBytes)} (--max-extract-size)`));
+    if (this.entries > maxEntries) return this.stop(new StretcherError('ARCHIVE_LIMIT', `the archive has more than ${maxEntries} entries (--max-extract-entries)`));
+    if (this.bytes > maxBytes) return this.stop(new StretcherError('ARCHIVE_LIMIT', `the archive unpacks to more than ${formatBytes(maxBytes)} (--max-extract-size)`));
     const rel = safeRelative(e.path);
     if (rel === undefined) return this.stop(new HostileArchiveError(`refusing archive entry ${JSON.stringify(e.path)}: its path leaves the staging directory`));
     if (e.path.startsWith('/')) this.log.warn(`archive: stripping / from absolute path ${JSON.stringify(e.path)}`);
@@ -241,7 +241,7 @@ export class TarUnpacker {
     if (this.fatal) return;
     if (e.type === 'SparseFile' || e.type === 'ContinuationFile') {
       const what = e.type === 'SparseFile' ? 'a sparse file (tar --sparse), which stretcher does not unpack: make the archive without --sparse' : 'the continuation of a multi-volume archive, which stretcher does not unpack';
-      return void this.stop(new StretcherError(`cannot unpack ${JSON.stringify(e.path)}: it is ${what}`));
+      return void this.stop(new StretcherError('ARCHIVE_UNSUPPORTED', `cannot unpack ${JSON.stringify(e.path)}: it is ${what}`));
     }
     this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not extracted`);
   }
@@ -383,18 +383,18 @@ export class TarUnpacker {
 
   /** The archive is damaged: its gzip layer (archive.ts) or its tar structure (TarStream) said why. */
   corrupt(text: string): void {
-    this.fatal ??= new StretcherError(`cannot unpack the archive: ${text}`);
+    this.fatal ??= new StretcherError('ARCHIVE_CORRUPT', `cannot unpack the archive: ${text}`);
   }
 
   private writeError(rel: string, err: unknown): Error {
     if (err instanceof StretcherError) return err;
     if (err instanceof EntryConflictError) return new HostileArchiveError(`refusing the archive: ${err.message}`);
-    return new StretcherError(`cannot unpack ${JSON.stringify(rel)}: ${(err as Error).message}`);
+    return new StretcherError('UNPACK_FAILED', `cannot unpack ${JSON.stringify(rel)}: ${(err as Error).message}`);
   }
 
   private writerError(err: WriterError): Error {
     if (err.conflict) return new HostileArchiveError(`refusing the archive: ${err.message}`);
-    return new StretcherError(err.rel ? `cannot unpack ${JSON.stringify(err.rel)}: ${err.message}` : `cannot unpack the archive: ${err.message}`);
+    return new StretcherError('UNPACK_FAILED', err.rel ? `cannot unpack ${JSON.stringify(err.rel)}: ${err.message}` : `cannot unpack the archive: ${err.message}`);
   }
 }
 
