@@ -6,11 +6,11 @@ import { formatDuration } from './shared/duration.js';
 import { errorMessage, InterruptedError } from './shared/errors.js';
 import type { Log } from './shared/log.js';
 import { MAX_MANIFEST_BYTES } from './manifest/load.js';
-import { parseSourceUrl } from './transfer/sources/index.js';
+import type { Location } from './shared/location.js';
 import type { StateStore, WatchRecord } from './host/state.js';
 
 export interface WatchOptions {
-  url: string;
+  url: Location;
   intervalMs: number;
   jitterMs: number;
   log: Log;
@@ -33,7 +33,7 @@ export function backoffIntervals(failures: number): number {
  */
 export async function watch(opts: WatchOptions): Promise<void> {
   const { log, signal, state } = opts;
-  const url = parseSourceUrl(opts.url);
+  const url = opts.url;
   const shown = url.shown;
   const record: WatchRecord = (await state.watchRecord(url.href)) ?? { url: shown, failures: 0 };
   let pollErrors = 0;

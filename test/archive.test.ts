@@ -5,7 +5,7 @@ import { chmodSync, closeSync, existsSync, linkSync, lstatSync, lutimesSync, mkd
 import path from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { detectFormat } from '../src/unpack/unpacker.js';
+import { detectFormat } from '../src/unpack/format.js';
 import { listTree, Scenario } from './helpers/scenario.js';
 import { tar, tgz, type TarEntry } from './helpers/tar.js';
 
@@ -77,8 +77,8 @@ test('device files and FIFOs are skipped with a warning', async (t) => {
   const { s, r } = await deployHostile(t, [{ path: 'null', type: 'chardev' }, { path: 'pipe', type: 'fifo' }, { path: 'app' }]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(listTree(s.dest), ['app']);
-  assert.match(r.stderr, /skipping archive entry "null": CharacterDevice entries are not extracted/);
-  assert.match(r.stderr, /skipping archive entry "pipe": FIFO entries are not extracted/);
+  assert.match(r.stderr, /skipping archive entry "null": CharacterDevice entries are not unpacked/);
+  assert.match(r.stderr, /skipping archive entry "pipe": FIFO entries are not unpacked/);
 });
 
 test('entry-count and size limits stop a bomb with a clear error; dest untouched', async (t) => {
@@ -181,7 +181,7 @@ test('an empty archive, one cut inside a header, sparse files: each named, dest 
   s.manifest(s.archive(readFileSync(labelled), 'labelled-copy.tar'), 'labelled.yml');
   const r = await s.run(`${s.root}/labelled.yml`);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /skipping archive entry "release 42": TapeVolumeHeader entries are not extracted/);
+  assert.match(r.stderr, /skipping archive entry "release 42": TapeVolumeHeader entries are not unpacked/);
   assert.deepEqual(listTree(s.dest), ['app']);
   assert.deepEqual(s.leftovers(), []);
 });

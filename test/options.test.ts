@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { parseBandwidth } from '../src/shared/units.js';
 import { parseDuration } from '../src/shared/duration.js';
 import { UsageError } from '../src/shared/errors.js';
-import { parseArgs } from '../src/cli/flags.js';
+import { parseArgs } from '../src/cli/args.js';
 import { runStretcher } from './helpers/cli.js';
 
 test('every flag spelling Go stretcher ever accepted parses to the same option', () => {

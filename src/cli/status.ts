@@ -1,9 +1,11 @@
 import { formatDuration } from '../shared/duration.js';
-import type { Options } from './flags.js';
-import type { StateStore } from '../host/state.js';
+import { StateStore } from '../host/state.js';
+import { Log } from '../shared/log.js';
+import type { Invocation } from './flags.js';
 
 /** `stretcher status [--json] [--dest PATH]`: the last deploy of each dest, from the state directory. */
-export async function statusCommand(state: StateStore, opts: Pick<Options, 'json' | 'dest'>): Promise<number> {
+export async function statusCommand({ values: opts }: Invocation, _env: NodeJS.ProcessEnv): Promise<number> {
+  const state = new StateStore(opts.stateDir, new Log());
   const records = (await state.allDeploys()).filter((r) => opts.dest === undefined || r.dest === opts.dest.replace(/\/+$/, ''));
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(opts.dest !== undefined ? (records[0] ?? null) : records, null, 2)}\n`);

@@ -1,19 +1,21 @@
 import path from 'node:path';
 import { errorMessage } from '../shared/errors.js';
-import type { Log } from '../shared/log.js';
+import { Log } from '../shared/log.js';
 import { ManifestError } from '../manifest/errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { parseSourceUrl } from '../transfer/sources/index.js';
 import { USER_AGENT } from '../shared/version.js';
+import type { Invocation } from './flags.js';
 
 /**
  * `stretcher validate MANIFEST...`: the checks a deploy makes before it downloads anything, for CI
  * pipelines that publish manifests. Prints each problem with its line and key path; exit 0 only if all
  * are valid.
  */
-export async function validateCommand(targets: string[], env: NodeJS.ProcessEnv, log: Log): Promise<number> {
+export async function validateCommand({ values, operands }: Invocation, env: NodeJS.ProcessEnv): Promise<number> {
+  const log = new Log(values.logFormat);
   let failed = 0;
-  for (const target of targets) {
+  for (const target of operands) {
     // The same loading as a deploy's (fetch, binary check, src resolved against the final URL): what
     // validate accepts, a deploy accepts. A plain path is a file.
     const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(target);

@@ -2,16 +2,12 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { StretcherError } from '../shared/errors.js';
-import type { Log } from '../shared/log.js';
+import type { RunContext } from '../shared/context.js';
 
 export type Phase = 'pre' | 'post' | 'success' | 'failure';
 
-export interface RunOptions {
-  cwd: string;
-  env: NodeJS.ProcessEnv;
-  log: Log;
-  /** Aborting kills the command's whole process group. */
-  signal: AbortSignal;
+/** The context a program runs in; aborting its signal kills the program's whole process group. */
+export interface RunOptions extends RunContext {
   /** Given to the command on stdin (success/failure get the log); otherwise stdin is /dev/null. */
   input?: string;
   /** rsync runs through here too; its output lines are labelled with this. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { StretcherError } from '../shared/errors.js';
+import { closest } from '../shared/suggest.js';
 import { Location } from '../shared/location.js';
 import { redactUrl } from '../shared/redact.js';
 import { CHECKSUM_HELP, parseChecksum } from '../transfer/checksum.js';
@@ -223,32 +224,4 @@ function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
   let v = data;
   for (const p of path) v = (v as Record<string | number, unknown> | undefined)?.[p];
   return v;
-}
-
-/** The known key a typo most likely meant: the smallest edit distance, if small enough to be a typo. */
-export function closest(key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const k of known) {
-    const d = editDistance(key.toLowerCase(), k);
-    if (d < bestDistance) {
-      best = k;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j] as number;
-      row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length] as number;
 }

@@ -51,7 +51,11 @@ export class StretcherError extends Error {
 /** A bad command line: exit 2 and a pointer to --help. */
 export class UsageError extends StretcherError {
   override name = 'UsageError';
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The subcommand whose usage was wrong, so that the error can point at its help. */
+    readonly command?: string,
+  ) {
     super('USAGE', message);
   }
 }

@@ -1,5 +1,6 @@
-import { REDACTED, redactText } from './redact.js';
-import type { LogFormat } from '../cli/flags.js';
+import { Redactor } from './redact.js';
+
+export type LogFormat = 'text' | 'json';
 
 export type Level = 'info' | 'warn' | 'error';
 export type Fields = Record<string, string | number | boolean | undefined>;
@@ -18,23 +19,17 @@ export class Log {
   private dropped = 0;
   /** A progress bar currently drawn on a terminal, to be erased before the next line. */
   private barShown = false;
-  private secrets: string[] = [];
 
   constructor(
     private readonly format: LogFormat = 'text',
     private readonly out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
     private readonly now: () => Date = () => new Date(),
+    /** Scrubs every line: URL credentials, and secret values (an AWS key, a token) even if a command echoes them. */
+    readonly redactor: Redactor = new Redactor(),
   ) {}
 
-  /** Values (an AWS secret key, a token) that must never be printed, even if a command echoes them. */
-  addSecrets(values: readonly string[]): void {
-    this.secrets.push(...values.filter((v) => v.length >= 6));
-  }
-
   private scrub(text: string): string {
-    let out = redactText(text);
-    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
-    return out;
+    return this.redactor.text(text);
   }
 
   get isTerminal(): boolean {
@@ -111,13 +106,4 @@ export class Log {
 function formatValue(v: string | number | boolean): string {
   const s = String(v);
   return /^[^\s"=]+$/.test(s) ? s : JSON.stringify(s);
-}
-
-const SECRET_NAME = /SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE_KEY|CREDENTIAL/i;
-
-/** Environment values that are secrets by their variable's name (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN...). */
-export function secretValues(env: NodeJS.ProcessEnv): string[] {
-  return Object.entries(env)
-    .filter(([k, v]) => SECRET_NAME.test(k) && typeof v === 'string' && v.length >= 6)
-    .map(([, v]) => v as string);
 }

@@ -1,23 +1,27 @@
 import { lstat, mkdtemp, readdir, rename, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { runProgram } from '../hooks/run.js';
-import { CommandError } from '../hooks/run.js';
+import { CommandError, runProgram } from '../hooks/run.js';
 import { StretcherError } from '../shared/errors.js';
 import { stageBeside } from './debris.js';
 import { pruneExcluded, readExcludeFrom } from './excludes.js';
 import type { SyncContext, SyncStrategy } from './types.js';
 
+export interface RsyncOptions {
+  /** Replaces rsync's `-v` (--rsync-verbose); empty drops it. */
+  verbose: string;
+}
+
 /** Go stretcher's argv, exactly: `rsync -a --delete -v [--exclude-from F] [--exclude P]... staging/ dest/`. */
-export function rsyncArgs(ctx: Pick<SyncContext, 'staging' | 'dest' | 'excludes' | 'excludeFrom' | 'rsyncVerbose'>): string[] {
+export function rsyncArgs(ctx: Pick<SyncContext, 'staging' | 'dest' | 'excludes' | 'excludeFrom'>, verbose: string): string[] {
   const args = ['-a', '--delete'];
-  if (ctx.rsyncVerbose !== '') args.push(ctx.rsyncVerbose);
+  if (verbose !== '') args.push(verbose);
   if (ctx.excludeFrom !== undefined) args.push('--exclude-from', path.join(ctx.staging, ctx.excludeFrom));
   for (const pattern of ctx.excludes) args.push('--exclude', pattern);
   args.push(`${ctx.staging}/`, `${ctx.dest}/`);
   return args;
 }
 
-export const rsyncStrategy: SyncStrategy = {
+export const rsyncStrategy = (options: RsyncOptions): SyncStrategy => ({
   name: 'rsync',
   // Beside dest when possible, so that a first deploy can be renamed into place (below); otherwise rsync
   // copies from TMPDIR and reports a missing parent itself, as in Go stretcher.
@@ -26,7 +30,7 @@ export const rsyncStrategy: SyncStrategy = {
     if (await moveIntoEmptyDest(ctx)) return {};
     // A missing or escaping exclude file is a clear error here rather than an rsync usage message.
     if (ctx.excludeFrom !== undefined) await readExcludeFrom(ctx.staging, ctx.excludeFrom);
-    const args = rsyncArgs(ctx);
+    const args = rsyncArgs(ctx, options.verbose);
     ctx.log.info(`rsync ${args.join(' ')}`);
     try {
       await runProgram('rsync', args, { cwd: ctx.cwd, env: ctx.env, log: ctx.log, signal: ctx.signal, label: 'rsync' });
@@ -36,7 +40,7 @@ export const rsyncStrategy: SyncStrategy = {
       throw err;
     }
   },
-};
+});
 
 /**
  * `rsync -a --delete staging/ dest/` into an absent or empty dest makes dest exactly the unpacked tree

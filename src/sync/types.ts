@@ -1,17 +1,13 @@
+import type { RunContext } from '../shared/context.js';
 import type { Log } from '../shared/log.js';
 import type { SyncStrategyName } from '../manifest/types.js';
 
-export interface SyncContext {
+export interface SyncContext extends RunContext {
   /** The unpacked archive, dest_mode already applied to it. */
   staging: string;
   dest: string;
   excludes: readonly string[];
   excludeFrom?: string;
-  rsyncVerbose: string;
-  log: Log;
-  signal: AbortSignal;
-  cwd: string;
-  env: NodeJS.ProcessEnv;
 }
 
 /** What a strategy decided before anything was downloaded. */
@@ -20,14 +16,19 @@ export interface Prepared {
   alreadyCurrent?: string;
   /** Variables for hook commands (STRETCHER_RELEASE_DIR, ...). */
   env?: Record<string, string>;
-  /** release strategy: the release this deploy makes current, and the one current before it. */
+  /** release strategy: the release this deploy makes current. */
   release?: string;
-  previous?: string;
 }
 
-export interface SyncResult {
-  /** Puts dest back as it was before this sync; returns what it went back to, for the log. */
-  rollback?: () => Promise<string>;
+/** After a failed post command: whether dest went back to what it was, and (release) to which release. */
+export interface PostFailure {
+  rolledBack: boolean;
+  release?: string;
+}
+
+export interface Synced {
+  /** What this strategy does when a post command fails after the sync; absent: nothing (dest stays new). */
+  afterPostFailure?(log: Log): Promise<PostFailure>;
 }
 
 /** One deploy's way of putting the unpacked tree at dest. An instance serves a single deploy. */
@@ -40,5 +41,5 @@ export interface SyncStrategy {
    */
   createStaging(dest: string, workDir: string): Promise<string>;
   /** Makes dest hold the staged tree. */
-  sync(ctx: SyncContext): Promise<SyncResult>;
+  sync(ctx: SyncContext): Promise<Synced>;
 }

@@ -1,11 +1,31 @@
-import { lchown, lstat, lutimes, mkdir, symlink, unlink } from 'node:fs/promises';
+import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmod, lchown, lstat, lutimes, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { StretcherError } from '../shared/errors.js';
+import type { Log } from '../shared/log.js';
+import { formatBytes } from '../shared/units.js';
 
 /**
- * Safety rules shared by every archive format: where an entry may go, and how symlinks are made so that
- * nothing in an archive can be written through one.
+ * The rules every archive format follows, in one place (tar/unpacker.ts and zip.ts apply them): where an
+ * entry may go, how many there may be, what may replace what, and how links and directory attributes are
+ * made last so that nothing in an archive is ever written through a link or into a read-only directory.
  */
+
+export interface UnpackLimits {
+  maxBytes: number;
+  maxEntries: number;
+  /** The flags that set them, as the operator spelled them (an old --max-extract-* name is an alias). */
+  flags?: { bytes: string; entries: string };
+}
+
+/** What unpacking produced, for the summary line. */
+export interface Unpacked {
+  format: string;
+  entries: number;
+  bytes: number;
+}
+
+/** The archive tries to reach outside the tree, or to make one entry go through another. */
 export class HostileArchiveError extends StretcherError {
   override name = 'HostileArchiveError';
   constructor(message: string) {
@@ -19,6 +39,14 @@ export interface DeferredLink {
   mtime?: Date;
   uid?: number;
   gid?: number;
+}
+
+/** A directory whose attributes are set once everything inside it is written. */
+export interface DeferredDir {
+  rel: string;
+  mode?: number;
+  mtime?: Date;
+  owner?: { uid: number; gid: number };
 }
 
 /** A path that is not already relative and normal: a leading or trailing /, //, or a . or .. component. */
@@ -37,29 +65,149 @@ export function safeRelative(entryPath: string): string | undefined {
   return parts.join('/');
 }
 
-export async function createDeferredLink(staging: string, link: DeferredLink, isRoot: boolean): Promise<void> {
-  const parentRel = path.posix.dirname(link.rel);
-  await ensureRealDir(staging, parentRel === '.' ? '' : parentRel);
-  const abs = path.join(staging, link.rel);
-  try {
-    await symlink(link.target, abs);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new HostileArchiveError(`refusing the archive: symlink ${JSON.stringify(link.rel)} collides with an entry the archive puts inside or at that path`);
-    }
-    throw err;
+export function parentOf(rel: string): string {
+  const parent = path.posix.dirname(rel);
+  return parent === '.' ? '' : parent;
+}
+
+/**
+ * The tree an archive is unpacked into (staging, private to this deploy), and what this archive has put
+ * there so far: the entries and bytes counted against the limits, the directories made real, the files
+ * written, and the symlinks and directory attributes still to apply.
+ */
+export class StagingTree {
+  entries = 0;
+  bytes = 0;
+  /** Directories known to be real directories in staging (created or checked here). */
+  private readonly realDirs = new Set<string>(['']);
+  /** Files this archive has written, so that a later directory at the same path is refused, not raced. */
+  private readonly files = new Set<string>();
+  private readonly symlinks = new Map<string, DeferredLink>();
+  private readonly dirs: DeferredDir[] = [];
+  /** root and a slash: rel is already normal (safeRelative), so this is path.join without its cost. */
+  private readonly prefix: string;
+
+  constructor(
+    readonly root: string,
+    private readonly limits: UnpackLimits,
+  ) {
+    this.prefix = path.join(root, '/');
   }
-  if (isRoot && link.uid !== undefined && link.gid !== undefined) await lchown(abs, link.uid, link.gid);
-  if (link.mtime) await lutimes(abs, link.mtime, link.mtime);
+
+  abs(rel: string): string {
+    return this.prefix + rel;
+  }
+
+  /** Refuses an archive that announces more entries than allowed, before reading any. */
+  checkEntryCount(count: number): void {
+    if (count > this.limits.maxEntries) throw this.tooManyEntries();
+  }
+
+  /** Counts one entry of `size` bytes; throws once the archive is past either limit (decompression bombs). */
+  count(size: number): void {
+    this.entries++;
+    this.bytes += size;
+    if (this.entries > this.limits.maxEntries) throw this.tooManyEntries();
+    if (this.bytes > this.limits.maxBytes) throw new StretcherError('ARCHIVE_LIMIT', `the archive unpacks to more than ${formatBytes(this.limits.maxBytes)} (${this.limits.flags?.bytes ?? '--max-unpack-size'})`);
+  }
+
+  private tooManyEntries(): StretcherError {
+    return new StretcherError('ARCHIVE_LIMIT', `the archive has more than ${this.limits.maxEntries} entries (${this.limits.flags?.entries ?? '--max-unpack-entries'})`);
+  }
+
+  /** The entry's path inside the tree; an entry that would leave it fails the deploy. */
+  relative(entryPath: string): string {
+    const rel = safeRelative(entryPath);
+    if (rel === undefined) throw new HostileArchiveError(`refusing archive entry ${JSON.stringify(entryPath)}: its path leaves the staging directory`);
+    return rel;
+  }
+
+  /** A later entry with the same path replaces an earlier one, as in GNU tar: its deferred link goes. */
+  replaces(rel: string): void {
+    this.symlinks.delete(rel);
+  }
+
+  /**
+   * mkdir -p for rel that refuses to pass through a symlink or a file. `replace`: rel itself is an
+   * archive's directory entry, which replaces a file or symlink an earlier layer left at that path (its
+   * parents must still be real directories).
+   */
+  realDir(rel: string, replace: boolean): void {
+    if (this.realDirs.has(rel)) return;
+    this.realDir(parentOf(rel), false);
+    if (this.files.has(rel)) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(rel)} is a directory where the archive has a file`);
+    const abs = this.abs(rel);
+    const st = lstatOrUndefined(abs);
+    if (st && !st.isDirectory()) {
+      // Only an earlier layer can have left a symlink or file here: this archive's links are made last.
+      if (!replace) throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
+      unlinkSync(abs);
+    }
+    if (!st || !st.isDirectory()) mkdirSync(abs, { mode: 0o755 });
+    this.realDirs.add(rel);
+  }
+
+  /** A regular file (or hard link) goes at rel: its parents are made real, and no directory may be there. */
+  claimFile(rel: string, what = 'a file'): void {
+    if (rel === '') throw new HostileArchiveError(`refusing the archive: archive entry for the staging root is ${what}`);
+    this.realDir(parentOf(rel), false);
+    if (this.realDirs.has(rel)) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(rel)} is ${what} where a directory already is`);
+    this.files.add(rel);
+  }
+
+  directory(dir: DeferredDir): void {
+    this.realDir(dir.rel, true);
+    this.dirs.push(dir);
+  }
+
+  symlink(link: DeferredLink): void {
+    if (link.rel === '') throw new HostileArchiveError('refusing a symlink as the archive root');
+    this.symlinks.set(link.rel, link);
+  }
+
+  /**
+   * The last step: symlinks, then directory owners, modes and times, deepest first, so that a read-only
+   * directory does not stop what is inside it being fixed.
+   */
+  async complete(keepOwners: boolean): Promise<void> {
+    for (const link of this.symlinks.values()) await this.makeSymlink(link, keepOwners);
+    for (const dir of this.dirs.reverse()) {
+      const abs = this.abs(dir.rel);
+      if (dir.owner && keepOwners) await lchown(abs, dir.owner.uid, dir.owner.gid);
+      if (dir.mode !== undefined) await chmod(abs, dir.mode & 0o7777);
+      if (dir.mtime) await utimes(abs, dir.mtime, dir.mtime);
+    }
+  }
+
+  private async makeSymlink(link: DeferredLink, keepOwners: boolean): Promise<void> {
+    this.realDir(parentOf(link.rel), false);
+    const abs = this.abs(link.rel);
+    try {
+      await symlink(link.target, abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new HostileArchiveError(`refusing the archive: symlink ${JSON.stringify(link.rel)} collides with an entry the archive puts inside or at that path`);
+      }
+      throw err;
+    }
+    if (keepOwners && link.uid !== undefined && link.gid !== undefined) await lchown(abs, link.uid, link.gid);
+    if (link.mtime) await lutimes(abs, link.mtime, link.mtime);
+  }
+
+  /** The summary line, once unpacking succeeded. */
+  report(log: Log, format: string): Unpacked {
+    log.info(`unpacked ${this.entries} entries (${formatBytes(this.bytes)}, ${format})`, { entries: this.entries, bytes: this.bytes });
+    return { format, entries: this.entries, bytes: this.bytes };
+  }
 }
 
 /**
  * What, if anything, reaching rel from the staging root passes through that is not a real directory (a
  * symlink an earlier layer left, say): lstat checks only the last component, and link() follows the others.
- * Checks without creating anything, unlike ensureRealDir.
+ * Checks without creating anything, unlike realDir.
  */
-export async function obstacleOnPath(staging: string, rel: string): Promise<'a symlink' | 'a non-directory' | undefined> {
-  let current = staging;
+export async function obstacleOnPath(root: string, rel: string): Promise<'a symlink' | 'a non-directory' | undefined> {
+  let current = root;
   for (const part of rel.split('/').slice(0, -1)) {
     current = path.join(current, part);
     const st = await lstat(current).catch(() => undefined);
@@ -69,27 +217,11 @@ export async function obstacleOnPath(staging: string, rel: string): Promise<'a s
   return undefined;
 }
 
-/**
- * mkdir -p that refuses to pass through a symlink: no deferred link may be written through another.
- * `replace`: rel itself is an archive's directory entry, which replaces a file or symlink an earlier layer
- * left at that path (its parents must still be real directories).
- */
-export async function ensureRealDir(staging: string, rel: string, replace = false): Promise<void> {
-  let current = staging;
-  const parts = rel === '' ? [] : rel.split('/');
-  for (const [i, part] of parts.entries()) {
-    current = path.join(current, part);
-    let st = await lstat(current).catch(() => undefined);
-    if (st && !st.isDirectory() && replace && i === parts.length - 1) {
-      await unlink(current);
-      st = undefined;
-    }
-    if (!st) {
-      await mkdir(current, { mode: 0o755 });
-      continue;
-    }
-    if (!st.isDirectory()) {
-      throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
-    }
+function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }

@@ -1,15 +1,12 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, utimes } from 'node:fs/promises';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import path from 'node:path';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
-import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry } from './writer/file.js';
-import { createDeferredLink, ensureRealDir, HostileArchiveError, safeRelative, type DeferredLink } from './entry-rules.js';
-import type { ExtractLimits, Extracted } from './unpacker.js';
-import { formatBytes } from '../shared/units.js';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
+import { HostileArchiveError, StagingTree, type UnpackLimits, type Unpacked } from './entry-rules.js';
+import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry } from './writer/file.js';
 
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
@@ -18,39 +15,27 @@ const S_IFDIR = 0o040000;
 const MADE_BY_UNIX = 3;
 
 /**
- * Unpacks a zip (repo-deploy's format) with tar's rules: no entry may leave the staging tree (yauzl rejects
- * `..` and absolute names), size and count limits, Unix modes and mtimes kept, symlinks kept when their
- * target stays inside the tree (others skipped with a warning) and created after every file.
+ * Unpacks a zip (repo-deploy's format) with the rules every format follows (entry-rules.ts): yauzl rejects
+ * `..` and absolute names, sizes and counts are limited, Unix modes and mtimes are kept, and symlinks are
+ * kept when their target stays inside the tree (others are skipped with a warning) and made after every
+ * file.
  */
-export async function unzipInto(file: string, staging: string, limits: ExtractLimits, log: Log): Promise<Extracted> {
+export async function unzipInto(file: string, staging: string, limits: UnpackLimits, log: Log): Promise<Unpacked> {
   const zip = await openZip(file);
-  if (zip.entryCount > limits.maxEntries) {
-    zip.close();
-    throw new StretcherError('ARCHIVE_LIMIT', `the archive has more than ${limits.maxEntries} entries (--max-extract-entries)`);
-  }
-  const links: DeferredLink[] = [];
-  const dirs: { rel: string; mode?: number; mtime: Date }[] = [];
-  /** Files this zip has written, so that a later directory at the same path is refused. */
-  const files = new Set<string>();
-  let entries = 0;
-  let bytes = 0;
+  const tree = new StagingTree(staging, limits);
   try {
+    tree.checkEntryCount(zip.entryCount);
     for (let entry = await nextEntry(zip); entry; entry = await nextEntry(zip)) {
-      entries++;
-      bytes += entry.uncompressedSize;
-      if (bytes > limits.maxBytes) throw new StretcherError('ARCHIVE_LIMIT', `the archive unpacks to more than ${formatBytes(limits.maxBytes)} (--max-extract-size)`);
-      const rel = safeRelative(entry.fileName);
-      if (rel === undefined) throw new HostileArchiveError(`refusing archive entry ${JSON.stringify(entry.fileName)}: its path leaves the staging directory`);
+      tree.count(entry.uncompressedSize);
+      const rel = tree.relative(entry.fileName);
+      tree.replaces(rel);
       const unixMode = entry.versionMadeBy >> 8 === MADE_BY_UNIX ? entry.externalFileAttributes >>> 16 : 0;
       const type = unixMode & S_IFMT;
       const mtime = entry.getLastModDate();
       if (type === S_IFDIR || entry.fileName.endsWith('/')) {
-        if (files.has(rel)) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(rel)} is a directory where the archive has a file`);
-        await ensureRealDir(staging, rel, true);
-        dirs.push({ rel, mtime, ...(unixMode & 0o7777 ? { mode: unixMode & 0o7777 } : {}) });
+        tree.directory({ rel, mtime, ...(unixMode & 0o7777 ? { mode: unixMode & 0o7777 } : {}) });
         continue;
       }
-      await ensureRealDir(staging, path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel));
       if (type === S_IFLNK) {
         const target = (await readAll(await openEntry(zip, entry))).toString('utf8');
         const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
@@ -58,27 +43,21 @@ export async function unzipInto(file: string, staging: string, limits: ExtractLi
           log.warn(`skipping archive symlink ${JSON.stringify(entry.fileName)} -> ${JSON.stringify(target)}: it points outside the tree`);
           continue;
         }
-        links.push({ rel, target, mtime });
+        tree.symlink({ rel, target, mtime });
         continue;
       }
-      files.add(rel);
-      await writeFile(await openEntry(zip, entry), { rel, abs: path.join(staging, rel), mode: unixMode & 0o7777 || 0o644, mtime: mtime.getTime() / 1000 });
+      tree.claimFile(rel);
+      await writeFile(await openEntry(zip, entry), { rel, abs: tree.abs(rel), mode: unixMode & 0o7777 || 0o644, mtime: mtime.getTime() / 1000 });
     }
   } finally {
     zip.close();
   }
-  for (const link of links) await createDeferredLink(staging, link, false);
-  for (const dir of dirs.reverse()) {
-    const abs = path.join(staging, dir.rel);
-    if (dir.mode !== undefined) await chmod(abs, dir.mode);
-    await utimes(abs, dir.mtime, dir.mtime);
-  }
-  log.info(`unpacked ${entries} entries (${formatBytes(bytes)}, zip)`, { entries, bytes });
-  return { format: 'zip', entries, bytes };
+  await tree.complete(false);
+  return tree.report(log, 'zip');
 }
 
 /**
- * Writes one file as tar entries are written (archive-writer.ts): created with O_EXCL|O_NOFOLLOW, so a file
+ * Writes one file as tar entries are written (writer/file.ts): created with O_EXCL|O_NOFOLLOW, so a file
  * or symlink an earlier layer left at the path is replaced, never written through.
  */
 async function writeFile(body: Readable, entry: FileEntry): Promise<void> {
@@ -115,8 +94,14 @@ function nextEntry(zip: ZipFile): Promise<Entry | undefined> {
       zip.off('end', onEnd);
       zip.off('error', onError);
     };
-    const onEntry = (entry: Entry): void => (cleanup(), resolve(entry));
-    const onEnd = (): void => (cleanup(), resolve(undefined));
+    const onEntry = (entry: Entry): void => {
+      cleanup();
+      resolve(entry);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(undefined);
+    };
     const onError = (err: Error): void => {
       cleanup();
       reject(/invalid relative path|absolute path/.test(err.message) ? new HostileArchiveError(`refusing the archive: ${err.message}`) : new StretcherError('ARCHIVE_CORRUPT', `cannot unpack the zip archive: ${err.message}`));
@@ -130,7 +115,7 @@ function nextEntry(zip: ZipFile): Promise<Entry | undefined> {
 
 function openEntry(zip: ZipFile, entry: Entry): Promise<Readable> {
   return new Promise((resolve, reject) =>
-    zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(new StretcherError('UNPACK_FAILED', `cannot unpack ${entry.fileName}: ${err?.message ?? 'unreadable'}`)) : resolve(stream))),
+    zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${entry.fileName}: ${err?.message ?? 'unreadable'}`)) : resolve(stream))),
   );
 }
 

@@ -1,16 +1,16 @@
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { errorMessage } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
 import type { Manifest } from '../../manifest/types.js';
-import { ReleaseStore } from './store.js';
 import { removeDeadDebris, STAGING_DEBRIS } from '../debris.js';
 import { pruneExcluded } from '../excludes.js';
-import type { SyncStrategy } from '../types.js';
+import type { PostFailure, SyncStrategy } from '../types.js';
+import { ReleaseStore } from './store.js';
 
 export interface ReleaseOptions {
-  /** Redeploy (and re-run hooks) even when the checksum is already current. */
+  /** Redeploy (and re-run hooks) even when the checksum is already current (--force). */
   force: boolean;
-  log: Log;
 }
 
 /**
@@ -18,11 +18,21 @@ export interface ReleaseOptions {
  * (ftl's and Capistrano's model). Nothing under a running application changes in place; rolling back is one
  * more switch.
  */
-export function releaseStrategy(manifest: Manifest & { dest: string; identity: string }, opts: ReleaseOptions): SyncStrategy {
+export function releaseStrategy(manifest: Manifest & { dest: string; identity: string }, opts: ReleaseOptions, log: Log): SyncStrategy {
   const store = ReleaseStore.forDest(manifest.dest, manifest.releasesDir);
-  const { log } = opts;
   let id: string | undefined;
   let previous: string | undefined;
+
+  /** Switches dest back to the release current before this deploy (or removes the first one's symlink). */
+  const switchBack = async (): Promise<string> => {
+    if (previous) {
+      await store.switchTo(previous);
+      return `release ${previous}`;
+    }
+    // The first release: "as before" is no dest at all.
+    await rm(manifest.dest, { force: true });
+    return 'no release (removed the dest symlink made by this first deploy)';
+  };
 
   return {
     name: 'release',
@@ -40,7 +50,6 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
       id = await store.freeId(manifest.identity);
       return {
         release: id,
-        ...(previous ? { previous } : {}),
         env: {
           STRETCHER_RELEASE_DIR: path.join(store.dir, id),
           STRETCHER_PREVIOUS_RELEASE_DIR: previous ? path.join(store.dir, previous) : '',
@@ -60,14 +69,16 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
       const removed = await store.prune(manifest.keepReleases, keep);
       if (removed.length) log.info(`removed ${removed.length} old release${removed.length > 1 ? 's' : ''} (keep_releases ${manifest.keepReleases}): ${removed.join(', ')}`);
       return {
-        rollback: async () => {
-          if (previous) {
-            await store.switchTo(previous);
-            return `release ${previous}`;
+        // A failed post: dest goes back to what it was before the failure commands run.
+        async afterPostFailure(): Promise<PostFailure> {
+          if (!manifest.rollbackOnFailure) return { rolledBack: false, release: releaseId };
+          try {
+            log.warn(`post failed: rolled back to ${await switchBack()}`);
+            return { rolledBack: true, ...(previous ? { release: previous } : {}) };
+          } catch (err) {
+            log.error(`rollback failed: ${errorMessage(err)}`);
+            return { rolledBack: false, release: releaseId };
           }
-          // The first release: "as before" is no dest at all.
-          await rm(manifest.dest, { force: true });
-          return 'no release (removed the dest symlink made by this first deploy)';
         },
       };
     },

@@ -1,19 +1,13 @@
-import { lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { chmod, lchown, link, lstat, unlink, utimes } from 'node:fs/promises';
+import { lstatSync, readFileSync } from 'node:fs';
+import { link, lstat, unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { formatBytes } from '../../shared/units.js';
-import { createDeferredLink, HostileArchiveError, obstacleOnPath, safeRelative, type DeferredLink } from '../entry-rules.js';
-import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from '../writer/file.js';
 import { StretcherError } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
-import { TarStream, type EntryBody, type TarHeader } from './stream.js';
+import { HostileArchiveError, obstacleOnPath, parentOf, safeRelative, StagingTree, type UnpackLimits, type Unpacked } from '../entry-rules.js';
+import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from '../writer/file.js';
 import { BATCH_BYTES, WriterPool, type WriterError } from '../writer/pool.js';
-
-export interface ExtractLimits {
-  maxBytes: number;
-  maxEntries: number;
-}
+import { TarStream, type EntryBody, type TarHeader } from './stream.js';
 
 /** Small archives are written on the main thread: starting writer threads costs ~40 ms and ~9 MB each. */
 const POOL_AFTER_FILES = 500;
@@ -36,24 +30,17 @@ const LOW_WATER = 1 << 20;
  */
 const SLOW_CREATE_MS = 0.3;
 
-interface RestoredDir {
-  rel: string;
-  mode?: number;
-  mtime?: Date;
-  owner?: { uid: number; gid: number };
-}
-
 interface HardLink {
   rel: string;
   target: string;
 }
 
 /**
- * Unpacks a tar stream into `staging`, which must be private to this deploy: tar-stream.ts parses it, and
- * this class decides what each entry may do and writes it.
+ * Unpacks a tar stream into `staging`, which must be private to this deploy: stream.ts parses it, the
+ * shared rules (entry-rules.ts) say where each entry may go, and this class writes it.
  *
  * Safety, decided per case (README, "Archives"):
- * - `..` in a path, and hard links that leave the tree, fail the deploy: a half-extracted hostile archive
+ * - `..` in a path, and hard links that leave the tree, fail the deploy: a half-unpacked hostile archive
  *   must not be deployed. A leading `/` is stripped, as GNU tar does;
  * - symlinks and hard links are made only after every file is written, so no entry is ever written through
  *   one; each component of every parent directory is checked to be a real directory;
@@ -66,22 +53,13 @@ interface HardLink {
  */
 export class TarUnpacker {
   private readonly parser: TarStream;
-  private entries = 0;
-  private bytes = 0;
+  private readonly tree: StagingTree;
   private fatal: Error | undefined;
-  private readonly symlinks = new Map<string, DeferredLink>();
   private readonly hardLinks = new Map<string, HardLink>();
-  private readonly dirs: RestoredDir[] = [];
-  /** Directories known to be real directories in staging (created or checked by this unpacker). */
-  private readonly realDirs = new Set<string>(['']);
-  /** Files this archive has written, so that a later directory at the same path is refused, not raced. */
-  private readonly files = new Set<string>();
   private readonly isRoot = process.getuid?.() === 0;
   private readonly umask = currentUmask();
   /** Who owns a file created in staging: our uid, and staging's group if it is setgid, else ours. */
   private readonly newFileOwner: { uid: number; gid: number };
-  /** staging and a slash: rel is already normal (safeRelative), so this is path.join without its cost. */
-  private readonly stagingPrefix: string;
   private readonly now = Date.now() / 1000;
   private readonly threads = Math.min(2, availableParallelism());
   private written = 0;
@@ -92,12 +70,12 @@ export class TarUnpacker {
 
   constructor(
     private readonly staging: string,
-    private readonly limits: ExtractLimits,
+    limits: UnpackLimits,
     private readonly log: Log,
     archiveBytes?: number,
   ) {
     const st = lstatSync(staging);
-    this.stagingPrefix = path.join(staging, '/');
+    this.tree = new StagingTree(staging, limits);
     if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads);
     this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
     this.parser = new TarStream({
@@ -148,7 +126,7 @@ export class TarUnpacker {
   }
 
   /** Waits for every write, then makes links and restores directories; throws what went wrong. */
-  async finish(): Promise<{ entries: number; bytes: number }> {
+  async finish(format: string): Promise<Unpacked> {
     try {
       if (this.pool) {
         await this.pool.idle();
@@ -156,15 +134,8 @@ export class TarUnpacker {
       }
       if (this.fatal) throw this.fatal;
       for (const hard of this.hardLinks.values()) await this.makeHardLink(hard);
-      for (const symlink of this.symlinks.values()) await createDeferredLink(this.staging, symlink, this.isRoot);
-      // Deepest first, so that a read-only parent does not stop its children being fixed.
-      for (const dir of this.dirs.reverse()) {
-        const abs = path.join(this.staging, dir.rel);
-        if (dir.owner) await lchown(abs, dir.owner.uid, dir.owner.gid);
-        if (dir.mode !== undefined) await chmod(abs, dir.mode & 0o7777);
-        if (dir.mtime) await utimes(abs, dir.mtime, dir.mtime);
-      }
-      return { entries: this.entries, bytes: this.bytes };
+      await this.tree.complete(this.isRoot);
+      return this.tree.report(this.log, format);
     } finally {
       await this.close();
     }
@@ -180,16 +151,16 @@ export class TarUnpacker {
 
   private onEntry(e: TarHeader): EntryBody | undefined {
     if (this.fatal) return undefined;
-    this.entries++;
-    this.bytes += e.size;
-    const { maxEntries, maxBytes } = this.limits;
-    if (this.entries > maxEntries) return this.stop(new StretcherError('ARCHIVE_LIMIT', `the archive has more than ${maxEntries} entries (--max-extract-entries)`));
-    if (this.bytes > maxBytes) return this.stop(new StretcherError('ARCHIVE_LIMIT', `the archive unpacks to more than ${formatBytes(maxBytes)} (--max-extract-size)`));
-    const rel = safeRelative(e.path);
-    if (rel === undefined) return this.stop(new HostileArchiveError(`refusing archive entry ${JSON.stringify(e.path)}: its path leaves the staging directory`));
+    let rel: string;
+    try {
+      this.tree.count(e.size);
+      rel = this.tree.relative(e.path);
+    } catch (err) {
+      return this.stop(err as Error);
+    }
     if (e.path.startsWith('/')) this.log.warn(`archive: stripping / from absolute path ${JSON.stringify(e.path)}`);
     // A later entry with the same path replaces an earlier one, as in GNU tar.
-    this.symlinks.delete(rel);
+    this.tree.replaces(rel);
     this.hardLinks.delete(rel);
     try {
       switch (e.type) {
@@ -199,11 +170,15 @@ export class TarUnpacker {
           return this.file(e, rel);
         case 'Directory':
         case 'GNUDumpDir':
-          this.directory(e, rel);
+          this.tree.directory({
+            rel,
+            ...(typeof e.mode === 'number' ? { mode: e.mode } : {}),
+            ...(e.mtime ? { mtime: e.mtime } : {}),
+            ...this.ownerOf(e),
+          });
           break;
         case 'SymbolicLink':
-          if (rel === '') return this.stop(new HostileArchiveError('refusing a symlink as the archive root'));
-          this.symlinks.set(rel, {
+          this.tree.symlink({
             rel,
             target: String(e.linkpath ?? ''),
             ...(e.mtime ? { mtime: e.mtime } : {}),
@@ -243,30 +218,17 @@ export class TarUnpacker {
       const what = e.type === 'SparseFile' ? 'a sparse file (tar --sparse), which stretcher does not unpack: make the archive without --sparse' : 'the continuation of a multi-volume archive, which stretcher does not unpack';
       return void this.stop(new StretcherError('ARCHIVE_UNSUPPORTED', `cannot unpack ${JSON.stringify(e.path)}: it is ${what}`));
     }
-    this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not extracted`);
-  }
-
-  private directory(e: TarHeader, rel: string): void {
-    this.realDir(rel, true);
-    this.dirs.push({
-      rel,
-      ...(typeof e.mode === 'number' ? { mode: e.mode } : {}),
-      ...(e.mtime ? { mtime: e.mtime } : {}),
-      ...this.ownerOf(e),
-    });
+    this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not unpacked`);
   }
 
   private file(e: TarHeader, rel: string): EntryBody {
-    if (rel === '') throw new EntryConflictError('archive entry for the staging root is a file');
-    this.realDir(parentOf(rel), false);
-    if (this.realDirs.has(rel)) throw new EntryConflictError(`archive entry ${JSON.stringify(rel)} is a file where a directory already is`);
-    this.files.add(rel);
+    this.tree.claimFile(rel);
     const mode = typeof e.mode === 'number' ? e.mode & 0o7777 : 0o644;
     const { owner } = this.ownerOf(e);
     // Two syscalls fewer per file for the usual archive: created with its mode, already owned right.
     const entry: FileEntry = {
       rel,
-      abs: this.stagingPrefix + rel,
+      abs: this.tree.abs(rel),
       mode,
       ...(e.mtime ? { mtime: e.mtime.getTime() / 1000, atime: e.atime ? e.atime.getTime() / 1000 : this.now } : {}),
       ...(owner && (owner.uid !== this.newFileOwner.uid || owner.gid !== this.newFileOwner.gid) ? { owner } : {}),
@@ -336,24 +298,8 @@ export class TarUnpacker {
     };
   }
 
-  /** mkdir -p for rel, refusing to pass through a symlink or a file; `replace` lets rel itself replace one. */
-  private realDir(rel: string, replace: boolean): void {
-    if (this.realDirs.has(rel)) return;
-    this.realDir(parentOf(rel), false);
-    if (this.files.has(rel)) throw new EntryConflictError(`archive entry ${JSON.stringify(rel)} is a directory where the archive has a file`);
-    const abs = path.join(this.staging, rel);
-    const st = lstatOrUndefined(abs);
-    if (st && !st.isDirectory()) {
-      // Only an earlier layer can have left a symlink or file here: this archive's links are made last.
-      if (!replace) throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
-      unlinkSync(abs);
-    }
-    if (!st || !st.isDirectory()) mkdirSync(abs, { mode: 0o755 });
-    this.realDirs.add(rel);
-  }
-
   private async makeHardLink(hard: HardLink): Promise<void> {
-    this.realDir(parentOf(hard.rel), false);
+    this.tree.realDir(parentOf(hard.rel), false);
     const obstacle = await obstacleOnPath(this.staging, hard.target);
     if (obstacle) {
       throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which passes through ${obstacle}`);
@@ -365,7 +311,7 @@ export class TarUnpacker {
     }
     const abs = path.join(this.staging, hard.rel);
     const existing = await lstat(abs).catch(() => undefined);
-    if (existing?.isDirectory()) throw new EntryConflictError(`archive entry ${JSON.stringify(hard.rel)} is a hard link where a directory already is`);
+    if (existing?.isDirectory()) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(hard.rel)} is a hard link where a directory already is`);
     if (existing) await unlink(abs);
     await link(target, abs);
   }
@@ -389,7 +335,7 @@ export class TarUnpacker {
   private writeError(rel: string, err: unknown): Error {
     if (err instanceof StretcherError) return err;
     if (err instanceof EntryConflictError) return new HostileArchiveError(`refusing the archive: ${err.message}`);
-    return new StretcherError('UNPACK_FAILED', `cannot unpack ${JSON.stringify(rel)}: ${(err as Error).message}`);
+    return new StretcherError('UNPACK_FAILED', `cannot unpack ${JSON.stringify(rel)}`, { cause: err });
   }
 
   private writerError(err: WriterError): Error {
@@ -413,16 +359,3 @@ function currentUmask(): number {
   return 0o777;
 }
 
-function parentOf(rel: string): string {
-  const parent = path.posix.dirname(rel);
-  return parent === '.' ? '' : parent;
-}
-
-function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined {
-  try {
-    return lstatSync(abs);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}

@@ -1,0 +1,101 @@
+import type { FlagKey, Invocation } from './flags.js';
+
+/** One subcommand: what it takes and where its code is (loaded only when it runs). */
+export interface Command {
+  /** Its operands, as usage shows them ("URL", "MANIFEST..."). */
+  operands: string;
+  /** How many operands it takes, at least and at most. */
+  arity: readonly [number, number];
+  summary: string;
+  /** What `stretcher help COMMAND` adds below the usage line. */
+  details: string;
+  flags: readonly FlagKey[];
+  /** Flags without which it cannot run (`releases` needs --dest). */
+  required?: readonly FlagKey[];
+  run(invocation: Invocation, env: NodeJS.ProcessEnv): Promise<number>;
+}
+
+/** The flags of every deploy, in Go stretcher's spellings where it had them. */
+const DEPLOY_FLAGS: readonly FlagKey[] = [
+  'maxBandwidth',
+  'timeoutMs',
+  'retry',
+  'retryWaitMs',
+  'rsyncVerbose',
+  'stateDir',
+  'logFormat',
+  'maxUnpackBytes',
+  'maxUnpackEntries',
+  'lockTimeoutMs',
+  'verifyKeys',
+  'force',
+];
+
+/**
+ * The subcommands. Without one, stretcher deploys the manifest URL read from stdin (Go stretcher's only
+ * mode, as a Consul or Serf handler), with the deploy command's flags.
+ */
+export type CommandName = 'deploy' | 'watch' | 'validate' | 'status' | 'releases' | 'rollback' | 'help';
+
+export const COMMANDS: Readonly<Record<CommandName, Command>> = {
+  deploy: {
+    operands: 'URL',
+    arity: [1, 1],
+    summary: 'deploy URL (cron jobs, ssh loops)',
+    details: 'Deploys the manifest at URL, as a deploy from stdin would. Without a command, the URL is read from stdin.',
+    flags: [...DEPLOY_FLAGS, 'randomDelayMs'],
+    run: async (inv, env) => (await import('./deploy.js')).deployCommand(inv, env),
+  },
+  watch: {
+    operands: 'URL',
+    arity: [1, 1],
+    summary: 'poll URL, deploy whenever it changes',
+    details: 'Polls the manifest with conditional requests and deploys it whenever its content changes; SIGTERM stops it (exit 0).',
+    flags: [...DEPLOY_FLAGS, 'intervalMs', 'jitterMs'],
+    run: async (inv, env) => (await import('./watch.js')).watchCommand(inv, env),
+  },
+  validate: {
+    operands: 'MANIFEST...',
+    arity: [1, Infinity],
+    summary: 'check manifests, deploy nothing',
+    details: 'Checks templates, YAML, schema, checksums and dest rules; prints one line per problem. Exit 0 only when all are valid.',
+    flags: ['logFormat', 'verifyKeys'],
+    run: async (inv, env) => (await import('./validate.js')).validateCommand(inv, env),
+  },
+  status: {
+    operands: '',
+    arity: [0, 0],
+    summary: 'the last deploy of each dest',
+    details: 'Prints the last deploy of each dest (or of --dest) from the state directory.',
+    flags: ['json', 'dest', 'stateDir'],
+    run: async (inv, env) => (await import('./status.js')).statusCommand(inv, env),
+  },
+  releases: {
+    operands: '',
+    arity: [0, 0],
+    summary: 'list the releases of a dest',
+    details: 'Lists the releases of --dest, the current and previous ones marked.',
+    flags: ['dest', 'json', 'releasesDir'],
+    required: ['dest'],
+    run: async (inv) => (await import('./releases.js')).releasesCommand(inv),
+  },
+  rollback: {
+    operands: '',
+    arity: [0, 0],
+    summary: 'switch dest back to an earlier release',
+    details: 'Switches --dest to the release before the current one, or to --to ID, under the same lock as deploys.',
+    flags: ['dest', 'to', 'releasesDir', 'lockTimeoutMs', 'stateDir', 'logFormat'],
+    required: ['dest'],
+    run: async (inv, env) => (await import('./rollback.js')).rollbackCommand(inv, env),
+  },
+  help: {
+    operands: '[COMMAND]',
+    arity: [0, 1],
+    summary: "print the help, or a command's",
+    details: 'Prints the help of COMMAND, or the general help.',
+    flags: [],
+    run: async (inv) => (await import('./help.js')).helpCommand(inv),
+  },
+};
+
+export const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];

@@ -1,0 +1,136 @@
+import type { KeyObject } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { deploy, type DeployOptions, type DeployOutcome } from '../deploy.js';
+import { parseEvent, type DeployRequest } from '../event/parse.js';
+import { readStdin } from '../event/stdin.js';
+import { StateStore } from '../host/state.js';
+import { loadVerifyKeys } from '../manifest/signature.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Location } from '../shared/location.js';
+import type { Log } from '../shared/log.js';
+import { redactUrl } from '../shared/redact.js';
+import { USER_AGENT, VERSION } from '../shared/version.js';
+import { parseSourceUrl } from '../transfer/sources/index.js';
+import { deployExitStatus, underConsul } from './exit.js';
+import type { FlagValues, Invocation } from './flags.js';
+import { commandLog } from './output.js';
+import { installSignals, type Signals } from './signals.js';
+
+/** Body inactivity after which a transfer counts as broken (and is retried). */
+const STALL_MS = 60_000;
+
+/** `stretcher` with no command: the manifest URL comes from stdin (a Consul or Serf handler, or a pipe). */
+export async function stdinCommand(inv: Invocation, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = inv;
+  const log = commandLog(values, env);
+  const signals = installSignals();
+  if (!(await randomDelay(values, log, signals))) return deployExitStatus(signals.signal.reason, env);
+  if (process.stdin.isTTY) log.info('reading a manifest URL from stdin (for example s3://bucket/app/manifest.yml)...');
+  let request: DeployRequest;
+  try {
+    request = parseEvent(await readStdin(process.stdin, env), env);
+  } catch (err) {
+    log.error(errorMessage(err));
+    return deployExitStatus(err, env);
+  }
+  if (request.kind === 'nothing') {
+    log.info(request.reason);
+    // An empty array is what a watch sends when it starts: fine under consul, an error by hand.
+    return request.origin === 'consul' && !underConsul(env) ? 1 : 0;
+  }
+  return runDeploy(request, inv, env, log, signals);
+}
+
+/** `stretcher deploy URL`. */
+export async function deployCommand(inv: Invocation, env: NodeJS.ProcessEnv): Promise<number> {
+  const log = commandLog(inv.values, env);
+  const signals = installSignals();
+  if (!(await randomDelay(inv.values, log, signals))) return deployExitStatus(signals.signal.reason, env);
+  return runDeploy({ kind: 'deploy', url: inv.operands[0] as string, origin: 'the command line' }, inv, env, log, signals);
+}
+
+/** --random-delay: false when a signal ended the sleep. */
+async function randomDelay(values: Pick<FlagValues, 'randomDelayMs'>, log: Log, signals: Signals): Promise<boolean> {
+  if (values.randomDelayMs <= 0) return true;
+  const ms = Math.random() * values.randomDelayMs;
+  log.info(`sleeping ${Math.round(ms)}ms (--random-delay)`);
+  try {
+    await sleep(ms, undefined, { signal: signals.signal });
+    return true;
+  } catch {
+    log.error('interrupted while sleeping');
+    return false;
+  }
+}
+
+async function runDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, inv: Invocation, env: NodeJS.ProcessEnv, log: Log, signals: Signals): Promise<number> {
+  const { values } = inv;
+  const state = new StateStore(values.stateDir, log);
+  const what = request.eventName ? `${request.origin} event ${JSON.stringify(request.eventName)}` : request.origin;
+  log.info(`stretcher ${VERSION}: deploy requested by ${what}${request.eventId ? ` (event ID ${request.eventId})` : ''}`, { url: redactUrl(request.url) });
+  let verifyKeys: KeyObject[];
+  let location: Location;
+  try {
+    location = parseSourceUrl(request.url);
+    verifyKeys = await loadVerifyKeys(values.verifyKeys);
+  } catch (err) {
+    log.error(`deploy failed: ${errorMessage(err)}`);
+    return deployExitStatus(err, env);
+  }
+  if (request.eventId && (await state.hasHandledEvent(request.eventId))) {
+    log.info(`Consul event ${request.eventId} was already handled; skipping (consul watch re-sends its buffer on restart)`);
+    return 0;
+  }
+  const outcome = await deploy(location, await deployOptions(values, env, log, signals, state, verifyKeys, inv.spelled));
+  if (request.eventId) await state.rememberEvent(request.eventId);
+  await recordOutcome(state, outcome, request.eventId);
+  if (!outcome.ok && underConsul(env)) log.info('exiting 0 despite the failure: consul watch stops watching when its handler fails');
+  return deployExitStatus(outcome.ok ? undefined : outcome.error, env);
+}
+
+export function transferSettings(values: FlagValues): DeployOptions['transfer'] {
+  return {
+    retry: values.retry,
+    retryWaitMs: values.retryWaitMs,
+    timeoutMs: values.timeoutMs,
+    stallMs: STALL_MS,
+    userAgent: USER_AGENT,
+    ...(values.maxBandwidth ? { maxBandwidth: values.maxBandwidth } : {}),
+  };
+}
+
+export async function deployOptions(values: FlagValues, env: NodeJS.ProcessEnv, log: Log, signals: Signals, state: StateStore, verifyKeys: KeyObject[], spelled: Invocation['spelled'] = {}): Promise<DeployOptions> {
+  return {
+    transfer: transferSettings(values),
+    limits: {
+      maxBytes: values.maxUnpackBytes,
+      maxEntries: values.maxUnpackEntries,
+      flags: { bytes: spelled.maxUnpackBytes ?? '--max-unpack-size', entries: spelled.maxUnpackEntries ?? '--max-unpack-entries' },
+    },
+    strategies: { rsync: { verbose: values.rsyncVerbose }, release: { force: values.force } },
+    context: { cwd: process.cwd(), env, log, signal: signals.signal },
+    cleanupSignal: signals.cleanupSignal,
+    lock: { dir: await state.lockDir(), timeoutMs: values.lockTimeoutMs },
+    verifyKeys,
+    previousDeploy: async (dest) => {
+      const last = (await state.lastDeploy(dest))?.last_success;
+      return last ? { manifestUrl: last.manifest_url, ...(last.checksum ? { checksum: last.checksum } : {}) } : undefined;
+    },
+  };
+}
+
+export async function recordOutcome(state: StateStore, outcome: DeployOutcome, eventId?: string): Promise<void> {
+  const { manifest } = outcome;
+  if (!manifest?.dest) return;
+  await state.recordDeploy({
+    dest: manifest.dest,
+    time: new Date().toISOString(),
+    result: outcome.ok ? 'success' : 'failure',
+    manifest_url: manifest.url.shown,
+    ...(manifest.identity ? { checksum: manifest.identity } : {}),
+    ...(eventId ? { event_id: eventId } : {}),
+    ...(outcome.release ? { release: outcome.release } : {}),
+    duration_ms: Math.round(outcome.durationMs),
+    ...(outcome.ok ? {} : { error: errorMessage(outcome.error) }),
+  });
+}
