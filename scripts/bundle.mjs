@@ -19,8 +19,6 @@ await build({
     cli: 'src/cli/main.ts',
     // A thread of its own: the writer pool starts it by URL, as dist/unpack-worker.js.
     'unpack-worker': 'src/unpack/writer/worker.ts',
-    // Loaded by the writer pool's test, which needs the pool beside the worker it starts.
-    'writer-pool': 'src/unpack/writer/pool.ts',
   },
   outdir: 'dist',
   bundle: true,

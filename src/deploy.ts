@@ -13,7 +13,8 @@ import type { RunContext } from './shared/context.js';
 import { formatDuration } from './shared/duration.js';
 import { errorMessage, StretcherError } from './shared/errors.js';
 import type { Location } from './shared/location.js';
-import { recoverDebris, removeDeadDebris, WORK_DEBRIS } from './sync/debris.js';
+import { WORK_DEBRIS, workDirPrefix } from './host/paths.js';
+import { recoverDebris, removeDeadDebris } from './sync/debris.js';
 import { strategyFor, type StrategyOptions, type Synced, type SyncStrategy } from './sync/index.js';
 import type { Fetched, TransferOptions } from './transfer/download.js';
 import type { UnpackLimits } from './unpack/unpacker.js';
@@ -43,8 +44,6 @@ export interface DeployOutcome {
   manifest?: Manifest;
   durationMs: number;
 }
-
-const WORK_PREFIX = 'stretcher-';
 
 /**
  * One deploy, in Go stretcher's order: load the manifest, lock dest, then (with something to unpack)
@@ -157,7 +156,7 @@ class DeployRun {
     const { dest, archives } = this.target();
     await removeDeadDebris(tmpdir(), WORK_DEBRIS, this.log);
     await recoverDebris(dest, this.log);
-    this.workDir = await mkdtemp(path.join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
+    this.workDir = await mkdtemp(path.join(tmpdir(), workDirPrefix()));
     this.staging = await (this.strategy as SyncStrategy).createStaging(dest, this.workDir);
     // node-tar and the writer threads are loaded only by deploys that unpack something.
     const { unpackArchives } = await import('./unpack/archives.js');

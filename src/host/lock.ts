@@ -1,11 +1,10 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { formatDuration } from '../shared/duration.js';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
-import { destKey } from './state.js';
+import { lockFile } from './paths.js';
 
 export interface DestLock {
   release(): Promise<void>;
@@ -34,7 +33,7 @@ const QUIET_MS = 300;
  */
 export async function lockDest(dest: string, opts: LockOptions): Promise<DestLock> {
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
-  const file = path.join(opts.dir, `${destKey(dest)}.lock`);
+  const file = lockFile(opts.dir, dest);
   const waitSeconds = (opts.timeoutMs / 1000).toFixed(3);
   let helper: ChildProcessWithoutNullStreams;
   try {

@@ -1,10 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
 import type { Validators } from '../transfer/sources/index.js';
+import { fallbackLockDir, STATE } from './paths.js';
 
 export interface DeployRecord {
   dest: string;
@@ -51,8 +52,8 @@ export class StateStore {
   private async ready(): Promise<boolean> {
     if (this.usable === undefined) {
       try {
-        await mkdir(path.join(this.dir, 'deploys'), { recursive: true, mode: 0o700 });
-        await mkdir(path.join(this.dir, 'watch'), { recursive: true, mode: 0o700 });
+        await mkdir(path.join(this.dir, STATE.deploys), { recursive: true, mode: 0o700 });
+        await mkdir(path.join(this.dir, STATE.watch), { recursive: true, mode: 0o700 });
         this.usable = true;
       } catch (err) {
         this.log.warn(`state directory ${this.dir} is not usable (${errorMessage(err)}); set --state-dir or STRETCHER_STATE_DIR`);
@@ -64,36 +65,36 @@ export class StateStore {
 
   /** Locks live in the state directory, so every stretcher on the host finds them; else in TMPDIR. */
   async lockDir(): Promise<string> {
-    return (await this.ready()) ? path.join(this.dir, 'locks') : path.join(tmpdir(), `stretcher-locks-${process.getuid?.() ?? 0}`);
+    return (await this.ready()) ? path.join(this.dir, STATE.locks) : fallbackLockDir(tmpdir());
   }
 
   async hasHandledEvent(id: string): Promise<boolean> {
-    return (await this.readJson<string[]>('consul-events.json'))?.includes(id) ?? false;
+    return (await this.readJson<string[]>(STATE.consulEvents))?.includes(id) ?? false;
   }
 
   async rememberEvent(id: string): Promise<void> {
     if (!(await this.ready())) return;
-    const ids = ((await this.readJson<string[]>('consul-events.json')) ?? []).filter((x) => x !== id);
+    const ids = ((await this.readJson<string[]>(STATE.consulEvents)) ?? []).filter((x) => x !== id);
     ids.push(id);
-    await this.writeJson('consul-events.json', ids.slice(-MAX_EVENT_IDS));
+    await this.writeJson(STATE.consulEvents, ids.slice(-MAX_EVENT_IDS));
   }
 
   async lastDeploy(dest: string): Promise<DeployRecord | undefined> {
-    return this.readJson<DeployRecord>(path.join('deploys', `${destKey(dest)}.json`));
+    return this.readJson<DeployRecord>(STATE.deployRecord(dest));
   }
 
   async watchRecord(url: string): Promise<WatchRecord | undefined> {
-    return this.readJson<WatchRecord>(path.join('watch', `${urlKey(url)}.json`));
+    return this.readJson<WatchRecord>(STATE.watchRecord(url));
   }
 
   async saveWatchRecord(url: string, record: WatchRecord): Promise<void> {
     if (!(await this.ready())) return;
-    await this.writeJson(path.join('watch', `${urlKey(url)}.json`), record);
+    await this.writeJson(STATE.watchRecord(url), record);
   }
 
   async allDeploys(): Promise<DeployRecord[]> {
-    const names = await readdir(path.join(this.dir, 'deploys')).catch(() => [] as string[]);
-    const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.readJson<DeployRecord>(path.join('deploys', n))));
+    const names = await readdir(path.join(this.dir, STATE.deploys)).catch(() => [] as string[]);
+    const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.readJson<DeployRecord>(path.join(STATE.deploys, n))));
     return records.filter((r): r is DeployRecord => r !== undefined).sort((a, b) => a.dest.localeCompare(b.dest));
   }
 
@@ -109,7 +110,7 @@ export class StateStore {
             ...(record.checksum ? { checksum: record.checksum } : {}),
             ...(record.release ? { release: record.release } : {}),
           };
-    await this.writeJson(path.join('deploys', `${destKey(record.dest)}.json`), { ...record, ...(success ? { last_success: success } : {}) });
+    await this.writeJson(STATE.deployRecord(record.dest), { ...record, ...(success ? { last_success: success } : {}) });
   }
 
   private async readJson<T>(rel: string): Promise<T | undefined> {
@@ -132,14 +133,4 @@ export class StateStore {
       this.log.warn(`cannot write state file ${file}: ${errorMessage(err)}`);
     }
   }
-}
-
-/** A file name for a dest: readable prefix, hash for uniqueness. */
-export function destKey(dest: string): string {
-  const readable = dest.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60);
-  return `${readable}-${createHash('sha256').update(dest).digest('hex').slice(0, 12)}`;
-}
-
-function urlKey(url: string): string {
-  return createHash('sha256').update(url).digest('hex').slice(0, 16);
 }

@@ -77,7 +77,10 @@ export function errorMessage(err: unknown): string {
   const seen = new Set<unknown>();
   for (let e: unknown = err; e !== undefined && !seen.has(e) && parts.length < 8; e = e instanceof Error ? e.cause : undefined) {
     seen.add(e);
-    parts.push(describeOne(e));
+    const part = describeOne(e);
+    // A library's error often wraps the system error it met, with the same words (got's ECONNREFUSED).
+    if (parts.some((p) => p.includes(e instanceof Error ? e.message : part))) break;
+    parts.push(part);
   }
   return parts
     .filter((p) => p !== '')

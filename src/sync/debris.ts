@@ -2,9 +2,8 @@ import { mkdtemp, readdir, rename, rm, lstat, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Log } from '../shared/log.js';
 import { isAlive } from '../host/pid.js';
+import { siblingPrefix } from '../host/paths.js';
 
-/** Sibling names of dest that belong to stretcher: `.app.stretcher-new-<pid>-...` and `.app.stretcher-old-<pid>-...`. */
-export const siblingPrefix = (dest: string, kind: 'new' | 'old'): string => `.${path.basename(dest)}.stretcher-${kind}-`;
 
 /**
  * A private directory beside dest, on its filesystem, so that the finished tree can be renamed into place.
@@ -40,11 +39,6 @@ export async function recoverDebris(dest: string, log: Log): Promise<void> {
     }
   }
 }
-
-/** Staging trees (`.<name>.stretcher-new-<pid>-...`) left by deploys that were killed. */
-export const STAGING_DEBRIS = /^\..*\.stretcher-new-(\d+)-/;
-/** Work directories in TMPDIR (`stretcher-<pid>-...`) left by deploys that were killed. */
-export const WORK_DEBRIS = /^stretcher-(\d+)-/;
 
 /** Removes the entries of `dir` whose name matches `pattern` and whose pid (its first group) is dead. */
 export async function removeDeadDebris(dir: string, pattern: RegExp, log: Log): Promise<void> {

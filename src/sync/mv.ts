@@ -4,7 +4,8 @@ import path from 'node:path';
 import { errorMessage, StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
 import { removeTree } from '../host/remove-tree.js';
-import { siblingPrefix, stageBeside } from './debris.js';
+import { siblingPrefix } from '../host/paths.js';
+import { stageBeside } from './debris.js';
 import { pruneExcluded, walkExcluded, type ExcludeRule } from './excludes.js';
 import type { SyncStrategy } from './types.js';
 

@@ -18,6 +18,8 @@ export interface RunOptions {
   /** Sanity bound only; tests do not assert timings. */
   timeoutMs?: number;
   onSpawn?: (pid: number) => void;
+  /** Sees stderr as it arrives (to wait for a line before signalling, say). */
+  onStderr?: (text: string) => void;
 }
 
 /**
@@ -45,7 +47,10 @@ export function runStretcher(opts: RunOptions = {}): Promise<RunResult> {
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      opts.onStderr?.(stderr);
+    });
     child.stdin.on('error', () => {});
     child.stdin.end(opts.stdin ?? '');
     const timer = setTimeout(() => {

@@ -17,6 +17,7 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, hit: number) =
 export class TestServer {
   readonly requests: RecordedRequest[] = [];
   private readonly routes = new Map<string, Handler>();
+  private fallbackHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   private readonly hits = new Map<string, number>();
   private readonly sockets = new Set<import('node:net').Socket>();
   private constructor(private readonly server: Server) {}
@@ -57,6 +58,12 @@ export class TestServer {
     });
   }
 
+  /** Answers every path that has no route of its own. */
+  fallback(handler: (req: IncomingMessage, res: ServerResponse) => void): this {
+    this.fallbackHandler = handler;
+    return this;
+  }
+
   hitsOf(path: string): number {
     return this.hits.get(path) ?? 0;
   }
@@ -72,6 +79,7 @@ export class TestServer {
     const hit = (this.hits.get(path) ?? 0) + 1;
     this.hits.set(path, hit);
     const handler = this.routes.get(path);
+    if (!handler && this.fallbackHandler) return this.fallbackHandler(req, res);
     if (!handler) {
       res.writeHead(404, { 'content-type': 'text/html' });
       res.end('<html><body>404 page not found</body></html>');

@@ -26,3 +26,4 @@ export async function untilLine(file: string, what: string, limitMs = 20_000): P
   }, what, limitMs);
   return text;
 }
+

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StretcherError } from '../../shared/errors.js';
+import { siblingPrefix } from '../../host/paths.js';
 import { removeTree } from '../../host/remove-tree.js';
 
 export interface ReleaseInfo {
@@ -119,7 +120,7 @@ export class ReleaseStore {
     if (!st?.isDirectory()) throw new StretcherError('RELEASE_INVALID', `release ${id} does not exist in ${this.dir} (stretcher releases --dest ${this.dest} lists them)`);
     const parent = path.dirname(this.dest);
     const target = path.relative(parent, path.join(this.dir, id)) || '.';
-    const tmp = path.join(parent, `.${path.basename(this.dest)}.stretcher-link-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const tmp = path.join(parent, `${siblingPrefix(this.dest, 'link')}${process.pid}-${randomBytes(4).toString('hex')}`);
     await symlink(target, tmp);
     try {
       await rename(tmp, this.dest);

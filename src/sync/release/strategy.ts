@@ -3,7 +3,8 @@ import path from 'node:path';
 import { errorMessage } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
 import type { Manifest } from '../../manifest/types.js';
-import { removeDeadDebris, STAGING_DEBRIS } from '../debris.js';
+import { releaseStagingPrefix, STAGING_DEBRIS } from '../../host/paths.js';
+import { removeDeadDebris } from '../debris.js';
 import { pruneExcluded } from '../excludes.js';
 import type { PostFailure, SyncStrategy } from '../types.js';
 import { ReleaseStore } from './store.js';
@@ -57,7 +58,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
       };
     },
     // Hidden and named after this process: never listed as a release, never pruned by another deploy.
-    createStaging: () => mkdtemp(path.join(store.dir, `.${id}.stretcher-new-${process.pid}-`)),
+    createStaging: () => mkdtemp(path.join(store.dir, releaseStagingPrefix(id as string))),
     async sync(ctx) {
       const releaseId = id as string;
       await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, log, 'release');

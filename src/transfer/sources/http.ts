@@ -13,7 +13,7 @@ import type { Opener } from './types.js';
  * checked here, unlike Go stretcher which hashed (or YAML-parsed) whatever error page came back.
  * Responses are not decompressed: the checksum is over the bytes as stored.
  */
-export const openHttp: Opener = async (location, { signal, userAgent, conditional, env }) => {
+export const openHttp: Opener = async (location, { signal, userAgent, conditional, env, headers }) => {
   const url = location.url;
   const proxy = proxyFor(url, env);
   // hpagent is loaded only through a proxy: importing it took ~10 ms of every HTTP deploy's start-up.
@@ -24,6 +24,7 @@ export const openHttp: Opener = async (location, { signal, userAgent, conditiona
     ...(tunnel ? { agent: { https: tunnel } } : {}),
     ...(proxy && url.protocol === 'http:' ? { request: absoluteFormRequest(proxy) } : {}),
     headers: {
+      ...headers,
       'user-agent': userAgent,
       ...(conditional?.etag ? { 'if-none-match': conditional.etag } : {}),
       ...(conditional?.lastModified ? { 'if-modified-since': conditional.lastModified } : {}),
@@ -65,6 +66,7 @@ export const openHttp: Opener = async (location, { signal, userAgent, conditiona
     ...(Number.isFinite(length) && response.headers['content-length'] !== undefined ? { size: length } : {}),
     ...(finalUrl ? { finalUrl } : {}),
     validators,
+    headers: response.headers,
   };
 };
 

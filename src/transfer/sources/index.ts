@@ -15,6 +15,7 @@ const OPENERS: Record<string, () => Opener | Promise<Opener>> = {
   'http:': async () => (await import('./http.js')).openHttp,
   'https:': async () => (await import('./http.js')).openHttp,
   's3:': async () => (await import('./s3.js')).openS3,
+  'gs:': async () => (await import('./gs.js')).openGs,
 };
 
 /** The schemes, as URL.protocol spells them ("s3:"). */

@@ -7,6 +7,8 @@ export interface OpenOptions {
   env: NodeJS.ProcessEnv;
   /** Validators from an earlier fetch: a source answers notModified instead of sending the body again. */
   conditional?: Validators;
+  /** Extra request headers, for a source built on HTTP (gs:// sends its bearer token this way). */
+  headers?: Record<string, string>;
 }
 
 /** What identifies a version of a document without reading it: HTTP/S3 ETag, Last-Modified, file mtime. */
@@ -26,6 +28,8 @@ export interface OpenedSource {
   /** The conditional request matched: `body` is empty and the document is unchanged. */
   notModified?: boolean;
   validators?: Validators;
+  /** HTTP sources: the response's headers, for sources built on HTTP that read their own (gs://). */
+  headers?: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { FileEntry } from './file.js';
 
 /** One piece of one file inside a batch's buffer. The first piece of a file carries its entry and opens it. */
@@ -32,6 +32,17 @@ export interface WriterReply {
   files: number;
   createMs: number;
   errors: WriterError[];
+}
+
+/**
+ * A writer thread: dist/unpack-worker.js beside the bundle; run from src/ (the unit tests, through tsx),
+ * the TypeScript source beside this file.
+ */
+function startWorker(options: WorkerOptions): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./unpack-worker.js', import.meta.url), options);
+  // A thread does not inherit tsx's loader hooks: it registers them before loading the source.
+  const source = JSON.stringify(new URL('./worker.ts', import.meta.url).href);
+  return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${source}); })`, { ...options, eval: true });
 }
 
 /** A batch's buffer; a large file is split across batches. */
@@ -82,7 +93,7 @@ export class WriterPool {
     const i = this.workers.length;
     this.pending.push(0);
     this.batches.push(undefined);
-    const worker = new Worker(new URL('./unpack-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 } });
+    const worker = startWorker({ resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 } });
     worker.on('message', (reply: WriterReply) => {
       this.pending[i] = (this.pending[i] ?? 1) - 1;
       this.inflight -= reply.buffer.byteLength;

@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { listTree, Scenario } from '../helpers/scenario.js';
+import { tar, tgz } from '../helpers/tar.js';
+
+const REFERENCE = readFileSync(fileURLToPath(new URL('../fixtures/reference.tar', import.meta.url)));
+const REFERENCE_AFTER_EXCLUDES = ['bar', 'exclude.txt', 'foo/', 'test.pid'];
+const mode = (p: string): number => statSync(p).mode & 0o7777;
+
+for (const strategy of ['rsync', 'mv'] as const) {
+  test(`${strategy}: reference fixture with excludes keeps test.pid and drops baz (behaviour.md section 9)`, async (t) => {
+    const s = new Scenario(t);
+    mkdirSync(s.dest);
+    writeFileSync(path.join(s.dest, 'test.pid'), '123');
+    writeFileSync(path.join(s.dest, 'stale.txt'), 'old version');
+    s.manifest(`${s.archive(REFERENCE)}sync_strategy: ${strategy}\ndest_mode: 0711\nexcludes:\n  - "*.pid"\n  - baz\n`);
+    const r = await s.run('manifest.yml\n'.replace(/^/, `${s.root}/`));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(listTree(s.dest), REFERENCE_AFTER_EXCLUDES);
+    assert.equal(readFileSync(path.join(s.dest, 'test.pid'), 'utf8'), '123');
+    assert.equal(readFileSync(path.join(s.dest, 'bar'), 'utf8'), 'bar\n');
+    assert.equal(mode(s.dest), 0o711);
+    assert.deepEqual(s.leftovers(), []);
+  });
+
+  test(`${strategy}: exclude_from reads the pattern file from the archive and deploys it`, async (t) => {
+    const s = new Scenario(t);
+    mkdirSync(s.dest);
+    writeFileSync(path.join(s.dest, 'test.pid'), '123');
+    s.manifest(`${s.archive(REFERENCE)}sync_strategy: ${strategy}\nexclude_from: exclude.txt\n`);
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(listTree(s.dest), REFERENCE_AFTER_EXCLUDES);
+    assert.equal(mode(s.dest), 0o755, 'default dest_mode');
+  });
+
+  test(`${strategy}: dest_mode applies whether or not the archive has a ./ entry`, async (t) => {
+    const s = new Scenario(t);
+    s.manifest(`${s.archive(tar([{ path: 'index.html', body: 'hi' }]))}sync_strategy: ${strategy}\ndest_mode: 0711\n`);
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(mode(s.dest), 0o711);
+    assert.equal(readFileSync(path.join(s.dest, 'index.html'), 'utf8'), 'hi');
+  });
+
+  test(`${strategy}: modes, mtimes and symlinks come out exactly as in the archive`, async (t) => {
+    const s = new Scenario(t);
+    const archive = tgz([
+      { path: 'bin/', type: 'dir', mode: 0o750, mtime: 1_000_000_000 },
+      { path: 'bin/run', body: '#!/bin/sh\n', mode: 0o4755, mtime: 1_100_000_000 },
+      { path: 'secret', body: 'k', mode: 0o600 },
+      { path: 'ro/', type: 'dir', mode: 0o555, mtime: 1_200_000_000 },
+      { path: 'ro/file', body: 'x', mode: 0o444 },
+      { path: 'current', type: 'symlink', linkpath: 'bin/run', mtime: 1_300_000_000 },
+      { path: 'bin/config', type: 'symlink', linkpath: '/etc/app/config.yml' },
+      { path: 'bin/shared', type: 'symlink', linkpath: '../../shared/log' },
+    ]);
+    s.manifest(`${s.archive(archive, 'app.tgz')}sync_strategy: ${strategy}\n`);
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(mode(path.join(s.dest, 'bin')), 0o750);
+    assert.equal(mode(path.join(s.dest, 'bin/run')), 0o4755);
+    assert.equal(mode(path.join(s.dest, 'secret')), 0o600);
+    assert.equal(mode(path.join(s.dest, 'ro')), 0o555);
+    assert.equal(mode(path.join(s.dest, 'ro/file')), 0o444);
+    assert.equal(statSync(path.join(s.dest, 'bin')).mtimeMs, 1_000_000_000_000);
+    assert.equal(statSync(path.join(s.dest, 'bin/run')).mtimeMs, 1_100_000_000_000);
+    assert.equal(statSync(path.join(s.dest, 'ro')).mtimeMs, 1_200_000_000_000);
+    assert.equal(readlinkSync(path.join(s.dest, 'current')), 'bin/run');
+    assert.equal(lstatSync(path.join(s.dest, 'current')).mtimeMs, 1_300_000_000_000);
+    assert.equal(readlinkSync(path.join(s.dest, 'bin/config')), '/etc/app/config.yml');
+    assert.equal(readlinkSync(path.join(s.dest, 'bin/shared')), '../../shared/log');
+  });
+}
+
+test('rsync: the argv is Go stretcher\'s, and rsync-verbose replaces -v', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  writeFileSync(path.join(s.dest, 'old'), 'old');
+  s.manifest(`${s.archive(REFERENCE)}exclude_from: exclude.txt\nexcludes: ["*.sock"]\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /rsync -a --delete -v --exclude-from \S+\/exclude\.txt --exclude \*\.sock \S+\/ \S+\/app\//);
+  assert.match(r.stderr, /sending incremental file list/);
+  const quiet = await s.run(`${s.root}/manifest.yml`, { args: ['-rsync-verbose', ''] });
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.match(quiet.stderr, /rsync -a --delete --exclude-from/);
+  assert.doesNotMatch(quiet.stderr, /sending incremental file list/);
+  const stats = await s.run(`${s.root}/manifest.yml`, { args: ['--rsync-verbose=--stats'] });
+  assert.match(stats.stderr, /Number of files: /);
+});
+
+test('rsync: --delete removes files the new version no longer has', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(s.archive(tar([{ path: 'a' }, { path: 'b' }])));
+  assert.equal((await s.run(`${s.root}/manifest.yml`)).code, 0);
+  s.manifest(s.archive(tar([{ path: 'a', body: 'v2' }])));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['a']);
+});
+
+test('mv: replaces an existing dest (Go refused), and stages beside it', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(path.join(s.dest, 'old'), { recursive: true });
+  s.manifest(`${s.archive(tar([{ path: 'new' }]))}sync_strategy: mv\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['new']);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('mv: excluded directories in dest are carried over whole', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(path.join(s.dest, 'log/2026'), { recursive: true });
+  writeFileSync(path.join(s.dest, 'log/2026/app.log'), 'keep me');
+  mkdirSync(path.join(s.dest, 'tmp/cache'), { recursive: true });
+  writeFileSync(path.join(s.dest, 'tmp/cache/x'), 'keep');
+  s.manifest(`${s.archive(tar([{ path: 'app.js' }, { path: 'log/', type: 'dir' }, { path: 'log/README', body: 'from archive' }]))}sync_strategy: mv\nexcludes: ["/log/", "cache/"]\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['app.js', 'log/', 'log/2026/', 'log/2026/app.log', 'tmp/', 'tmp/cache/', 'tmp/cache/x']);
+  assert.equal(readFileSync(path.join(s.dest, 'log/2026/app.log'), 'utf8'), 'keep me');
+});
+
+test('mv: a dest that is a symlink is refused and left as it was', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(path.join(s.root, 'real'));
+  (await import('node:fs')).symlinkSync(path.join(s.root, 'real'), s.dest);
+  s.manifest(`${s.archive(tar([{ path: 'a' }]))}sync_strategy: mv\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /dest \S+ is a symlink; the mv strategy replaces directories only/);
+  assert.ok(lstatSync(s.dest).isSymbolicLink());
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync creates dest when only its last component is missing', async (t) => {
+  const s = new Scenario(t);
+  assert.equal(existsSync(s.dest), false);
+  s.manifest(s.archive(REFERENCE));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listTree(s.dest), ['bar', 'exclude.txt', 'foo/', 'foo/baz']);
+});
+
+test('rsync into an absent or empty dest moves the unpacked tree into place: same result, no second copy', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(`${s.archive(REFERENCE)}dest_mode: 0711\nexcludes: ["baz"]\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /rsync: \S+ was empty, so the unpacked tree was moved into place instead of copied/);
+  assert.doesNotMatch(r.stderr, /rsync -a --delete/);
+  assert.deepEqual(listTree(s.dest), ['bar', 'exclude.txt', 'foo/']);
+  assert.equal(mode(s.dest), 0o711);
+  assert.equal(statSync(path.join(s.dest, 'bar')).mtimeMs, Date.parse('2014-11-17T11:22:33Z'));
+  assert.deepEqual(s.leftovers(), []);
+  // An empty directory counts as empty too; anything in it means a real rsync.
+  const again = await s.run(`${s.root}/manifest.yml`);
+  assert.match(again.stderr, /rsync -a --delete -v --exclude baz/);
+});
+
+test('rsync into an empty dest that is a mount point copies with rsync (the directory cannot be replaced)', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  const { execFileSync } = await import('node:child_process');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', s.dest], { stdio: 'ignore' });
+  } catch {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  // Unmounted here, not in t.after: after-hooks run in order, and the temp dir's removal comes first.
+  try {
+    s.manifest(s.archive(REFERENCE));
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /rsync -a --delete -v/);
+    assert.deepEqual(listTree(s.dest), ['bar', 'exclude.txt', 'foo/', 'foo/baz']);
+    assert.deepEqual(s.leftovers(), []);
+  } finally {
+    execFileSync('umount', [s.dest]);
+  }
+});

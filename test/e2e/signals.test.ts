@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { listTree, Scenario } from '../helpers/scenario.js';
+import { tar } from '../helpers/tar.js';
+import { until, untilLine } from '../helpers/wait.js';
+
+
+/** Running, as opposed to gone or a zombie (some container inits never reap orphans). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  test(`${sig} mid-command kills the whole process group, runs failure commands, cleans up, exits non-zero`, async (t) => {
+    const s = new Scenario(t);
+    mkdirSync(s.dest);
+    writeFileSync(path.join(s.dest, 'v1'), 'v1');
+    // pre starts a grandchild (sleep) and records its pid: the kill must reach it, not only sh.
+    s.manifest(`${s.archive(tar([{ path: 'v2' }]))}commands:
+  pre:
+    - "sh -c 'sleep 300 & echo $! > ${s.out}/grandchild; wait'"
+  failure:
+    - cat > ${s.out}/failure.stdin
+    - echo "$STRETCHER_ERROR" > ${s.out}/failure.error
+`);
+    let pid = 0;
+    const run = s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (pid = p) });
+    const grandchild = Number(await untilLine(`${s.out}/grandchild`, 'the grandchild pid'));
+    assert.ok(alive(grandchild));
+    process.kill(pid, sig);
+    const r = await run;
+    assert.equal(r.code, sig === 'SIGTERM' ? 143 : 130, r.stderr);
+    assert.equal(readFileSync(`${s.out}/failure.error`, 'utf8').trim(), `interrupted by ${sig}`);
+    assert.match(readFileSync(`${s.out}/failure.stdin`, 'utf8'), /pre: sh -c/);
+    await sleep(100);
+    assert.equal(alive(grandchild), false, 'grandchild killed with its group');
+    assert.deepEqual(listTree(s.dest), ['v1'], 'dest untouched');
+    assert.deepEqual(s.leftovers(), []);
+  });
+}
+
+test('SIGTERM under CONSUL_INDEX still exits 0 (the watch must keep running)', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(`commands:\n  pre: ["touch ${s.out}/started; sleep 300"]\n  failure: ["touch ${s.out}/failed"]\n`);
+  const payload = Buffer.from(`file://${s.root}/manifest.yml`).toString('base64');
+  let pid = 0;
+  const run = s.run(JSON.stringify([{ ID: 'sig-1', Name: 'deploy', Payload: payload }]), { env: { CONSUL_INDEX: '3' }, onSpawn: (p) => (pid = p) });
+  await until(() => existsSync(`${s.out}/started`), `${s.out}/started`);
+  process.kill(pid, 'SIGTERM');
+  const r = await run;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(`${s.out}/failed`));
+});
+
+test('SIGTERM ends --random-delay at once', async (t) => {
+  const s = new Scenario(t);
+  let pid = 0;
+  const started = Date.now();
+  let sleeping = false;
+  const run = s.run('file:///nonexistent.yml', { args: ['-random-delay', '1h'], onSpawn: (p) => (pid = p), onStderr: (text) => (sleeping = /sleeping \d+ms/.test(text)) });
+  await until(() => sleeping, 'the random delay to start');
+  process.kill(pid, 'SIGTERM');
+  const r = await run;
+  assert.equal(r.code, 143, r.stderr);
+  assert.match(r.stderr, /interrupted while sleeping/);
+  assert.ok(Date.now() - started < 15_000, 'sanity bound');
+});
+
+for (const [what, entries] of [
+  ['one file', [{ path: 'big', body: Buffer.alloc(1_000_000) }]],
+  // Past 500 files, writer threads are busy with the archive when the signal comes.
+  ['600 files, written by threads', [...Array.from({ length: 600 }, (_, i) => ({ path: `d${i % 10}/f${i}`, body: 'x'.repeat(1000) })), { path: 'big', body: Buffer.alloc(1_000_000) }]],
+] as const) {
+  test(`SIGTERM during a download removes the partial file and the partial tree (${what})`, async (t) => {
+    const s = new Scenario(t);
+    const { TestServer } = await import('../helpers/http.js');
+    const srv = await TestServer.start(t);
+    const body = tar([...entries]);
+    srv.file('/m.yml', `src: a.tar\nchecksum: ${(await import('../helpers/tar.js')).sha1(body)}\ndest: ${s.dest}\ncommands:\n  failure: ["touch ${s.out}/failed"]\n`);
+    srv.route('/a.tar', (_q, res) => {
+      res.writeHead(200, { 'content-length': body.length });
+      // Stops inside the last (big) file.
+      res.write(body.subarray(0, body.length - 700_000));
+    });
+    let pid = 0;
+    const run = s.run(srv.url('/m.yml'), { onSpawn: (p) => (pid = p) });
+    const until = Date.now() + 15_000;
+    while (srv.hitsOf('/a.tar') === 0 && Date.now() < until) await sleep(20);
+    await sleep(300);
+    process.kill(pid, 'SIGTERM');
+    const r = await run;
+    assert.equal(r.code, 143, r.stderr);
+    assert.ok(existsSync(`${s.out}/failed`));
+    assert.equal(existsSync(s.dest), false);
+    assert.deepEqual(s.leftovers(), []);
+  });
+}
