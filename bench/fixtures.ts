@@ -14,7 +14,10 @@ function prng(seed: number): () => number {
   };
 }
 
-const WORDS = 'const let function return import export from async await class extends new this if else for while of in true false null undefined deploy server archive manifest release rsync checksum stretcher node package module config value key error log'.split(' ');
+const WORDS =
+  'const let function return import export from async await class extends new this if else for while of in true false null undefined deploy server archive manifest release rsync checksum stretcher node package module config value key error log'.split(
+    ' ',
+  );
 
 /** Source-code-like text: compresses about as well as a real application tree (3-4x). */
 function text(rand: () => number, bytes: number): Buffer {

@@ -78,7 +78,13 @@ function fresh(dir: string): void {
 
 /** Whether the work tree's ext4 has a journal: without one, file creation slows after deletions. */
 function journal(dir: string): string {
-  const dev = execFileSync('df', ['--output=source', dir]).toString().trim().split('\n').pop()?.replace(/^\/dev\//, '') ?? '';
+  const dev =
+    execFileSync('df', ['--output=source', dir])
+      .toString()
+      .trim()
+      .split('\n')
+      .pop()
+      ?.replace(/^\/dev\//, '') ?? '';
   if (!existsSync('/proc/fs/ext4/' + dev)) return '';
   const journals = existsSync('/proc/fs/jbd2') ? readdirSync('/proc/fs/jbd2') : [];
   return journals.some((j) => j.startsWith(`${dev}-`)) ? ', with a journal' : ', no journal (see "This machine\'s disk" below)';
@@ -138,8 +144,7 @@ async function main(): Promise<void> {
     discard(tmp);
     mkdirSync(tmp, { recursive: true });
   };
-  const stretcher = (f: Fixture, strategy: string) => (): Promise<Sample> =>
-    timed(process.execPath, [CLI, '--rsync-verbose='], { stdin: manifest(f, strategy), env, rss: true });
+  const stretcher = (f: Fixture, strategy: string) => (): Promise<Sample> => timed(process.execPath, [CLI, '--rsync-verbose='], { stdin: manifest(f, strategy), env, rss: true });
   const shell = (f: Fixture) => (): Promise<Sample> => {
     const dl = path.join(tmp, 'archive.tgz');
     const dir = path.join(tmp, 'dir');
@@ -153,9 +158,33 @@ async function main(): Promise<void> {
     { group: 'large', name: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest', setup: empty, run: shell(fx.large as Fixture) },
     { group: 'large', name: 'stretcher rsync, empty dest', setup: empty, run: stretcher(fx.large as Fixture, 'rsync') },
     { group: 'large', name: 'stretcher mv, no dest', setup: empty, run: stretcher(fx.large as Fixture, 'mv') },
-    { group: 'previous', name: 'shell pipeline, dest holds previous version', setup: () => (empty(), withPrevious()), run: shell(fx.large as Fixture) },
-    { group: 'previous', name: 'stretcher rsync, dest holds previous version', setup: () => (empty(), withPrevious()), run: stretcher(fx.large as Fixture, 'rsync') },
-    { group: 'previous', name: 'stretcher mv, dest holds previous version', setup: () => (empty(), withPrevious()), run: stretcher(fx.large as Fixture, 'mv') },
+    {
+      group: 'previous',
+      name: 'shell pipeline, dest holds previous version',
+      setup: () => {
+        empty();
+        withPrevious();
+      },
+      run: shell(fx.large as Fixture),
+    },
+    {
+      group: 'previous',
+      name: 'stretcher rsync, dest holds previous version',
+      setup: () => {
+        empty();
+        withPrevious();
+      },
+      run: stretcher(fx.large as Fixture, 'rsync'),
+    },
+    {
+      group: 'previous',
+      name: 'stretcher mv, dest holds previous version',
+      setup: () => {
+        empty();
+        withPrevious();
+      },
+      run: stretcher(fx.large as Fixture, 'mv'),
+    },
     { group: 'small', name: 'shell pipeline, small archive', setup: empty, run: shell(fx.small as Fixture) },
     { group: 'small', name: 'stretcher rsync, small archive', setup: empty, run: stretcher(fx.small as Fixture, 'rsync') },
     { group: 'startup', name: 'node -e 0', run: () => timed(process.execPath, ['-e', '0']) },
@@ -206,7 +235,9 @@ async function main(): Promise<void> {
       if (xs.length === 0) continue;
       const st = stats(name);
       const two = xs.filter((x) => x.twoWriters).length;
-      process.stdout.write(`${name}: median ${st.median.toFixed(0)} ms (${st.min.toFixed(0)} to ${st.max.toFixed(0)})${st.rssMb ? `, peak RSS ${st.rssMb.toFixed(1)} MB` : ''}${two ? `, 2 writer threads in ${two} of ${xs.length} runs` : ''}\n`);
+      process.stdout.write(
+        `${name}: median ${st.median.toFixed(0)} ms (${st.min.toFixed(0)} to ${st.max.toFixed(0)})${st.rssMb ? `, peak RSS ${st.rssMb.toFixed(1)} MB` : ''}${two ? `, 2 writer threads in ${two} of ${xs.length} runs` : ''}\n`,
+      );
     }
     return;
   }
@@ -225,7 +256,10 @@ async function main(): Promise<void> {
   const table = [
     '| contender | median | min | max | ratio | vs | peak RSS |',
     '|---|---:|---:|---:|---:|---|---:|',
-    ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(0)} ms | ${r.min.toFixed(0)} | ${r.max.toFixed(0)} | ${r.ratio.toFixed(2)}x | ${r.ref === r.name ? '(reference)' : r.ref.split(' (')[0]} | ${r.rssMb ? `${r.rssMb.toFixed(1)} MB` : ''} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.median.toFixed(0)} ms | ${r.min.toFixed(0)} | ${r.max.toFixed(0)} | ${r.ratio.toFixed(2)}x | ${r.ref === r.name ? '(reference)' : r.ref.split(' (')[0]} | ${r.rssMb ? `${r.rssMb.toFixed(1)} MB` : ''} |`,
+    ),
   ].join('\n');
   const get = (name: string) => rows.find((r) => r.name === name);
   const rssLarge = get('stretcher rsync, empty dest')?.rssMb ?? 0;
@@ -239,7 +273,11 @@ async function main(): Promise<void> {
     target('peak RSS <= 120 MB', Math.max(...rows.map((r) => r.rssMb)) <= 120, `${Math.max(...rows.map((r) => r.rssMb)).toFixed(1)} MB at most`),
     rssXl === undefined
       ? '| peak RSS within 10% at 4x archive | skipped (BENCH_SKIP_XL) | |'
-      : target('peak RSS within 10% at 4x archive', Math.abs(rssXl - rssLarge) <= rssLarge * 0.1, `${rssLarge.toFixed(1)} MB -> ${rssXl.toFixed(1)} MB (${(((rssXl - rssLarge) / rssLarge) * 100).toFixed(1)}%)`),
+      : target(
+          'peak RSS within 10% at 4x archive',
+          Math.abs(rssXl - rssLarge) <= rssLarge * 0.1,
+          `${rssLarge.toFixed(1)} MB -> ${rssXl.toFixed(1)} MB (${(((rssXl - rssLarge) / rssLarge) * 100).toFixed(1)}%)`,
+        ),
     target('stretcher --version <= 2x node -e 0', (get('stretcher --version')?.ratio ?? 9) <= 2, `${get('stretcher --version')?.ratio.toFixed(3)}x`),
     target('commands-only file:// deploy <= 3x node -e 0', (get('stretcher commands-only deploy (file://)')?.ratio ?? 9) <= 3, `${get('stretcher commands-only deploy (file://)')?.ratio.toFixed(3)}x`),
   ].join('\n');

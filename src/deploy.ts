@@ -123,7 +123,8 @@ class DeployRun {
   async load(prefetched: Fetched | undefined): Promise<void> {
     this.log.info(`loading manifest ${this.location}`);
     const loaded = await loadManifest(this.location, this.transfer, this.opts.verifyKeys, prefetched);
-    const manifest = (this.manifest = loaded.manifest);
+    const { manifest } = loaded;
+    this.manifest = manifest;
     for (const w of loaded.warnings) this.log.warn(w);
     this.failureCommands = manifest.commands.failure;
     const previous = manifest.dest ? await this.opts.previousDeploy(manifest.dest) : undefined;
@@ -139,7 +140,8 @@ class DeployRun {
 
   /** The strategy's decisions before anything is downloaded; false when there is nothing to do. */
   async prepare(): Promise<boolean> {
-    const strategy = (this.strategy = strategyFor(this.target(), this.opts.strategies, this.log));
+    const strategy = strategyFor(this.target(), this.opts.strategies, this.log);
+    this.strategy = strategy;
     const prepared = (await strategy.prepare?.()) ?? {};
     this.release = prepared.release;
     if (prepared.alreadyCurrent) {

@@ -55,7 +55,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     }
     if (spec.kind === 'list') {
       // The first flag replaces the environment's default; later ones add to it.
-      listsSeen.has(spec.key) ? (values[spec.key as 'verifyKeys'] as string[]).push(raw) : (record[spec.key] = [raw]);
+      if (listsSeen.has(spec.key)) (record[spec.key] as string[]).push(raw);
+      else record[spec.key] = [raw];
       listsSeen.add(spec.key);
       continue;
     }
@@ -71,7 +72,10 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
       if (spec.key === 'help' || spec.key === 'version' || accepted.has(spec.key)) continue;
       const where = command ? `stretcher ${command}` : 'a deploy from stdin';
       const owners = (Object.keys(COMMANDS) as CommandName[]).filter((c) => COMMANDS[c].flags.includes(spec.key));
-      const hint = suggestion(arg.replace(/^--?/, ''), FLAGS.filter((f) => accepted.has(f.key)));
+      const hint = suggestion(
+        arg.replace(/^--?/, ''),
+        FLAGS.filter((f) => accepted.has(f.key)),
+      );
       const belongs = owners.length ? ` (it belongs to ${owners.map((c) => `stretcher ${c}`).join(', ')})` : '';
       throw new UsageError(`${where} does not take ${arg}${hint || belongs}`, command);
     }
@@ -81,7 +85,10 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
 
 /** " (did you mean --retry?)", when a known flag is a likely typo of `name`. */
 function suggestion(name: string, among: readonly FlagSpec[]): string {
-  const hint = closest(name, among.flatMap((f) => f.names.filter((n) => n.length > 1)));
+  const hint = closest(
+    name,
+    among.flatMap((f) => f.names.filter((n) => n.length > 1)),
+  );
   return hint ? ` (did you mean --${hint}?)` : '';
 }
 

@@ -99,7 +99,15 @@ export function transferSettings(values: FlagValues): DeployOptions['transfer'] 
   };
 }
 
-export async function deployOptions(values: FlagValues, env: NodeJS.ProcessEnv, log: Log, signals: Signals, state: StateStore, verifyKeys: KeyObject[], spelled: Invocation['spelled'] = {}): Promise<DeployOptions> {
+export async function deployOptions(
+  values: FlagValues,
+  env: NodeJS.ProcessEnv,
+  log: Log,
+  signals: Signals,
+  state: StateStore,
+  verifyKeys: KeyObject[],
+  spelled: Invocation['spelled'] = {},
+): Promise<DeployOptions> {
   return {
     transfer: transferSettings(values),
     limits: {

@@ -19,10 +19,7 @@ export async function helpCommand({ operands }: Invocation): Promise<number> {
 
 /** The general help: every command, and the flags of a deploy (Go stretcher's only mode). */
 export function generalHelp(): string {
-  const rows: [string, string][] = [
-    ['echo URL | stretcher [flags]', 'deploy the manifest URL read from stdin'],
-    ...COMMAND_NAMES.map((c): [string, string] => [usageLine(c), COMMANDS[c].summary]),
-  ];
+  const rows: [string, string][] = [['echo URL | stretcher [flags]', 'deploy the manifest URL read from stdin'], ...COMMAND_NAMES.map((c): [string, string] => [usageLine(c), COMMANDS[c].summary])];
   return `stretcher ${VERSION}: a deployment agent for Linux servers,
 a drop-in replacement for fujiwara/stretcher.
 
@@ -77,9 +74,7 @@ function flagTable(keys: readonly FlagKey[]): string {
 /** Two columns when they fit in the width, the description below the left one otherwise. */
 function table(rows: [string, string][]): string {
   const left = Math.max(...rows.map(([l]) => l.length)) + 4;
-  return rows
-    .map(([l, r]) => (left + r.length <= WIDTH ? `  ${l.padEnd(left - 2)}${r}` : `  ${l}\n${wrap(r, '      ')}`))
-    .join('\n');
+  return rows.map(([l, r]) => (left + r.length <= WIDTH ? `  ${l.padEnd(left - 2)}${r}` : `  ${l}\n${wrap(r, '      ')}`)).join('\n');
 }
 
 function wrap(text: string, indent: string): string {

@@ -39,7 +39,14 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const spec = COMMANDS[command];
   const [min, max] = spec.arity;
   if (operands.length < min || operands.length > max) {
-    const wanted = min === max ? (min === 0 ? 'no operands' : `exactly ${min} operand${min > 1 ? 's' : ''} (${spec.operands})`) : max === Infinity ? `at least ${min} (${spec.operands})` : `at most ${max} (${spec.operands})`;
+    const wanted =
+      min === max
+        ? min === 0
+          ? 'no operands'
+          : `exactly ${min} operand${min > 1 ? 's' : ''} (${spec.operands})`
+        : max === Infinity
+          ? `at least ${min} (${spec.operands})`
+          : `at most ${max} (${spec.operands})`;
     return usageError(`${command} takes ${wanted}`, command);
   }
   for (const key of spec.required ?? []) {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { lockDest } from '../host/lock.js';
+import { type DestLock, lockDest } from '../host/lock.js';
 import { StateStore } from '../host/state.js';
 import { errorMessage } from '../shared/errors.js';
 import { ReleaseStore } from '../sync/release/store.js';
@@ -16,7 +16,7 @@ export async function rollbackCommand({ values: opts }: Invocation, env: NodeJS.
   const state = new StateStore(opts.stateDir, log);
   const store = ReleaseStore.forDest(path.resolve(opts.dest as string), opts.releasesDir);
   const started = performance.now();
-  let lock;
+  let lock: DestLock | undefined;
   try {
     lock = await lockDest(store.dest, { dir: await state.lockDir(), timeoutMs: opts.lockTimeoutMs, log, signal: installSignals().signal });
     await store.checkDest();

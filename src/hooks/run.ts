@@ -67,7 +67,9 @@ export function runProgram(file: string, args: string[], opts: RunOptions): Prom
       signal.removeEventListener('abort', kill);
       clearTimeout(killTimer);
       const drained = Promise.all(readers.map((r) => r.done));
-      const timer = setTimeout(() => readers.forEach((r) => r.stop()), DRAIN_MS);
+      const timer = setTimeout(() => {
+        for (const r of readers) r.stop();
+      }, DRAIN_MS);
       void drained.then(() => {
         clearTimeout(timer);
         if (signal.aborted) return reject(signal.reason);

@@ -9,7 +9,10 @@ import path from 'node:path';
 
 /** A file name for a dest: readable prefix, hash for uniqueness. */
 export function destKey(dest: string): string {
-  const readable = dest.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60);
+  const readable = dest
+    .replace(/^\/+/, '')
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .slice(0, 60);
   return `${readable}-${createHash('sha256').update(dest).digest('hex').slice(0, 12)}`;
 }
 

@@ -3,7 +3,7 @@ import { StretcherError } from '../shared/errors.js';
 import type { Location } from '../shared/location.js';
 import { fetchBytes, type Fetched, type TransferOptions } from '../transfer/download.js';
 import { ManifestError } from './errors.js';
-import { parseYaml, YamlSyntaxError } from './parse.js';
+import { type ParsedYaml, parseYaml, YamlSyntaxError } from './parse.js';
 import { checkSignature, signatureUrl, SignatureError } from './signature.js';
 import { expandTemplate } from './template.js';
 import type { Manifest } from './types.js';
@@ -26,7 +26,7 @@ export function manifestFromText(text: string, location: Location, env: NodeJS.P
   } catch (err) {
     throw new ManifestError(where, [(err as Error).message.replace(`${where}:`, 'line ')]);
   }
-  let parsed;
+  let parsed: ParsedYaml;
   try {
     parsed = parseYaml(expanded);
   } catch (err) {

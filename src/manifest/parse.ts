@@ -1,4 +1,4 @@
-import { LineCounter, Scalar, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
+import { LineCounter, type Scalar, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 
 /** Keys whose YAML scalars keep their native type; every other scalar is read as the text written. */
 const NATIVE_KEYS = new Set(['dest_mode', 'keep_releases', 'rollback_on_failure']);

@@ -21,9 +21,11 @@ export class SignatureError extends StretcherError {
 export async function loadVerifyKeys(sources: readonly string[]): Promise<KeyObject[]> {
   const keys: KeyObject[] = [];
   for (const source of sources) {
-    const pem = source.includes('-----BEGIN') ? source : await readFile(source, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      throw new SignatureError(`cannot read verify key ${source}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, 'VERIFY_KEY_INVALID');
-    });
+    const pem = source.includes('-----BEGIN')
+      ? source
+      : await readFile(source, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new SignatureError(`cannot read verify key ${source}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, 'VERIFY_KEY_INVALID');
+        });
     const blocks = pem.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
     if (blocks.length === 0) throw new SignatureError(`verify key ${label(source)} holds no PEM public key (make one with: openssl pkey -in key.pem -pubout)`, 'VERIFY_KEY_INVALID');
     for (const block of blocks) {

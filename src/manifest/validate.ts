@@ -79,7 +79,9 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
     archives.length === 1
       ? archives[0]?.checksum.hex
       : archives.length > 1
-        ? createHash('sha256').update(archives.map((a) => `${a.checksum.algorithm}:${a.checksum.hex}\n`).join('')).digest('hex')
+        ? createHash('sha256')
+            .update(archives.map((a) => `${a.checksum.algorithm}:${a.checksum.hex}\n`).join(''))
+            .digest('hex')
         : undefined;
   return {
     problems,

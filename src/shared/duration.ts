@@ -3,8 +3,8 @@ import { UsageError } from './errors.js';
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
-  'µs': 1e-3,
-  'μs': 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
   ms: 1,
   s: 1000,
   m: 60_000,
@@ -32,9 +32,7 @@ export function parseDuration(text: string, flag: string): number {
     matched = GO_PART.lastIndex;
   }
   if (s === '' || matched !== s.length) {
-    throw new UsageError(
-      `invalid duration ${JSON.stringify(text)} for --${flag}: use seconds (30, 1.5) or a Go duration (500ms, 10s, 1m30s)`,
-    );
+    throw new UsageError(`invalid duration ${JSON.stringify(text)} for --${flag}: use seconds (30, 1.5) or a Go duration (500ms, 10s, 1m30s)`);
   }
   return total;
 }

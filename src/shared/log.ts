@@ -75,9 +75,7 @@ export class Log {
   private write(level: Level, rawMsg: string, fields?: Fields): void {
     const time = this.now().toISOString();
     const msg = this.scrub(rawMsg);
-    const extra = Object.entries(fields ?? {}).filter(
-      (e): e is [string, string | number | boolean] => e[1] !== undefined && e[0] !== 'source',
-    );
+    const extra = Object.entries(fields ?? {}).filter((e): e is [string, string | number | boolean] => e[1] !== undefined && e[0] !== 'source');
     const suffix = extra.map(([k, v]) => ` ${k}=${formatValue(v)}`).join('');
     const levelTag = level === 'info' ? '' : `${level.toUpperCase()}: `;
     const textLine = `${time} ${levelTag}${msg}${this.scrub(suffix)}`;

@@ -73,7 +73,11 @@ export class Redactor {
   /** The values of `env`'s variables that are secrets by their name (AWS_SESSION_TOKEN, *PASSWORD*...). */
   static fromEnv(env: NodeJS.ProcessEnv): Redactor {
     const r = new Redactor();
-    r.add(Object.entries(env).filter(([k, v]) => SECRET_NAME.test(k) && typeof v === 'string').map(([, v]) => v as string));
+    r.add(
+      Object.entries(env)
+        .filter(([k, v]) => SECRET_NAME.test(k) && typeof v === 'string')
+        .map(([, v]) => v as string),
+    );
     return r;
   }
 

@@ -30,9 +30,7 @@ export function parseBandwidth(text: string, flag: string): number {
   const m = SIZE.exec(text.trim());
   const unit = m ? UNITS[(m[2] ?? '').toLowerCase()] : undefined;
   if (!m || unit === undefined) {
-    throw new UsageError(
-      `invalid size ${JSON.stringify(text)} for --${flag}: use bytes per second such as 1000000, 10MB, 10MiB or 1.5k`,
-    );
+    throw new UsageError(`invalid size ${JSON.stringify(text)} for --${flag}: use bytes per second such as 1000000, 10MB, 10MiB or 1.5k`);
   }
   const bytes = Math.floor(Number((m[1] ?? '').replaceAll(',', '')) * unit);
   if (!(bytes > 0)) throw new UsageError(`--${flag} must be greater than zero (got ${JSON.stringify(text)})`);

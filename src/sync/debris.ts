@@ -4,7 +4,6 @@ import type { Log } from '../shared/log.js';
 import { isAlive } from '../host/pid.js';
 import { siblingPrefix } from '../host/paths.js';
 
-
 /**
  * A private directory beside dest, on its filesystem, so that the finished tree can be renamed into place.
  * Undefined when dest's parent does not exist.

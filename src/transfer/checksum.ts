@@ -10,8 +10,7 @@ export interface Checksum {
 
 const BY_LENGTH: Record<number, HashAlgorithm> = { 32: 'md5', 40: 'sha1', 64: 'sha256', 128: 'sha512' };
 
-export const CHECKSUM_HELP =
-  'a hex digest of 32 (md5), 40 (sha1), 64 (sha256) or 128 (sha512) characters, optionally prefixed as sha256:<hex>';
+export const CHECKSUM_HELP = 'a hex digest of 32 (md5), 40 (sha1), 64 (sha256) or 128 (sha512) characters, optionally prefixed as sha256:<hex>';
 
 /** A checksum that is not one: the message says what is wrong with it. */
 export class ChecksumFormatError extends StretcherError {

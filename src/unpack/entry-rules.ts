@@ -108,7 +108,8 @@ export class StagingTree {
     this.entries++;
     this.bytes += size;
     if (this.entries > this.limits.maxEntries) throw this.tooManyEntries();
-    if (this.bytes > this.limits.maxBytes) throw new StretcherError('ARCHIVE_LIMIT', `the archive unpacks to more than ${formatBytes(this.limits.maxBytes)} (${this.limits.flags?.bytes ?? '--max-unpack-size'})`);
+    if (this.bytes > this.limits.maxBytes)
+      throw new StretcherError('ARCHIVE_LIMIT', `the archive unpacks to more than ${formatBytes(this.limits.maxBytes)} (${this.limits.flags?.bytes ?? '--max-unpack-size'})`);
   }
 
   private tooManyEntries(): StretcherError {
@@ -143,7 +144,7 @@ export class StagingTree {
       if (!replace) throw new HostileArchiveError(`refusing the archive: ${JSON.stringify(rel)} passes through ${st.isSymbolicLink() ? 'a symlink' : 'a non-directory'}`);
       unlinkSync(abs);
     }
-    if (!st || !st.isDirectory()) mkdirSync(abs, { mode: 0o755 });
+    if (!st?.isDirectory()) mkdirSync(abs, { mode: 0o755 });
     this.realDirs.add(rel);
   }
 

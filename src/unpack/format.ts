@@ -16,7 +16,14 @@ export function detectFormat(head: Buffer): ArchiveFormat {
 
 /** Old v7 archives have no "ustar" magic; a header whose checksum adds up is a tar header. */
 function tarChecksumValid(block: Buffer): boolean {
-  const stored = parseInt(block.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, '').trim(), 8);
+  const stored = parseInt(
+    block
+      .subarray(148, 156)
+      .toString('latin1')
+      .replace(/[\0 ]+$/, '')
+      .trim(),
+    8,
+  );
   if (Number.isNaN(stored)) return false;
   let sum = 0;
   for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : (block[i] as number);

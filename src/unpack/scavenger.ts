@@ -13,7 +13,10 @@ let collect: Collect | null | undefined;
 function collector(): Collect | null {
   if (collect !== undefined) return collect;
   const own = (globalThis as { gc?: unknown }).gc;
-  if (typeof own === 'function') return (collect = own as Collect);
+  if (typeof own === 'function') {
+    collect = own as Collect;
+    return collect;
+  }
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');

@@ -104,7 +104,11 @@ function nextEntry(zip: ZipFile): Promise<Entry | undefined> {
     };
     const onError = (err: Error): void => {
       cleanup();
-      reject(/invalid relative path|absolute path/.test(err.message) ? new HostileArchiveError(`refusing the archive: ${err.message}`) : new StretcherError('ARCHIVE_CORRUPT', `cannot unpack the zip archive: ${err.message}`));
+      reject(
+        /invalid relative path|absolute path/.test(err.message)
+          ? new HostileArchiveError(`refusing the archive: ${err.message}`)
+          : new StretcherError('ARCHIVE_CORRUPT', `cannot unpack the zip archive: ${err.message}`),
+      );
     };
     zip.on('entry', onEntry);
     zip.on('end', onEnd);

@@ -44,7 +44,10 @@ test('defaults match Go stretcher v1.1.0 (retry-wait 3s, rsync -v)', () => {
 });
 
 test('usage errors name the flag', () => {
-  assert.throws(() => parseArgs(['--retyr=3'], {}), (e: unknown) => e instanceof UsageError && /unknown flag --retyr/.test(e.message));
+  assert.throws(
+    () => parseArgs(['--retyr=3'], {}),
+    (e: unknown) => e instanceof UsageError && /unknown flag --retyr/.test(e.message),
+  );
   assert.throws(() => parseArgs(['-retry'], {}), /flag -retry needs a value/);
   assert.throws(() => parseArgs(['-retry', 'x'], {}), /invalid number "x" for -retry/);
   assert.throws(() => parseArgs(['--log-format=xml'], {}), /use text or json/);

@@ -1,7 +1,23 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -67,7 +83,10 @@ test('a hard link to a file outside the tree fails the deploy', async (t) => {
 });
 
 test('hard links inside the tree work', async (t) => {
-  const { s, r } = await deployHostile(t, [{ path: 'a', body: 'same' }, { path: 'b', type: 'hardlink', linkpath: 'a' }]);
+  const { s, r } = await deployHostile(t, [
+    { path: 'a', body: 'same' },
+    { path: 'b', type: 'hardlink', linkpath: 'a' },
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readFileSync(path.join(s.dest, 'b'), 'utf8'), 'same');
 });

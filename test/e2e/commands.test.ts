@@ -194,7 +194,7 @@ test('failure: unset must_env is a normal failure naming the variable (Go panick
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /must_env: environment variable APP_NAME is not set/);
-  assert.doesNotMatch(r.stderr, /    at /, 'no stack trace');
+  assert.doesNotMatch(r.stderr, / {4}at /, 'no stack trace');
 });
 
 test('consul: a failed deploy exits 0 under CONSUL_INDEX, still runs failure commands and records it', async (t) => {

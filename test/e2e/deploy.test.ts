@@ -76,7 +76,7 @@ for (const strategy of ['rsync', 'mv'] as const) {
   });
 }
 
-test('rsync: the argv is Go stretcher\'s, and rsync-verbose replaces -v', async (t) => {
+test("rsync: the argv is Go stretcher's, and rsync-verbose replaces -v", async (t) => {
   const s = new Scenario(t);
   mkdirSync(s.dest);
   writeFileSync(path.join(s.dest, 'old'), 'old');

@@ -6,7 +6,11 @@ import { listTree, Scenario } from '../helpers/scenario.js';
 import { sha1, tgz } from '../helpers/tar.js';
 import { until } from '../helpers/wait.js';
 
-const ARCHIVE = tgz([{ path: 'app.js', body: 'console.log(1)' }, { path: 'public/', type: 'dir' }, { path: 'public/index.html', body: 'hi' }]);
+const ARCHIVE = tgz([
+  { path: 'app.js', body: 'console.log(1)' },
+  { path: 'public/', type: 'dir' },
+  { path: 'public/index.html', body: 'hi' },
+]);
 
 async function bucket(t: import('node:test').TestContext, s: Scenario): Promise<TestGcs> {
   const gcs = await TestGcs.start(t);
@@ -22,7 +26,10 @@ test('gs: manifest and archive from a GCS JSON API server (STORAGE_EMULATOR_HOST
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(listTree(s.dest), ['app.js', 'public/', 'public/index.html']);
   assert.match(r.stderr, /deployed from gs:\/\/releases\/app\/v1\/app\.tar\.gz/);
-  assert.ok(gcs.authorizations.every((a) => a === undefined), 'an emulator gets no credentials');
+  assert.ok(
+    gcs.authorizations.every((a) => a === undefined),
+    'an emulator gets no credentials',
+  );
 });
 
 test('gs: a 503 is retried as for s3; a missing object is final and says which', async (t) => {

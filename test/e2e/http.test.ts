@@ -18,7 +18,10 @@ test('http: relative src beside the manifest; User-Agent stretcher/<version>; no
   const r = await s.run(srv.url('/app/manifest.yml'));
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(listTree(s.dest), ['index.html']);
-  assert.deepEqual(srv.requests.map((q) => q.url), ['/app/manifest.yml', '/app/app.tar']);
+  assert.deepEqual(
+    srv.requests.map((q) => q.url),
+    ['/app/manifest.yml', '/app/app.tar'],
+  );
   for (const q of srv.requests) {
     assert.match(q.headers['user-agent'] ?? '', /^stretcher\/\d+\.\d+\.\d+$/);
     assert.equal(q.headers['accept-encoding'], undefined);
@@ -163,7 +166,10 @@ test('http: redirects are followed; a redirect loop is a clear, final error', as
     });
   const ok = await s.run(srv.url('/moved.yml'));
   assert.equal(ok.code, 0, ok.stderr);
-  assert.ok(srv.requests.some((q) => q.url === '/real/a.tar'), 'relative src resolves against the final URL, as a browser would');
+  assert.ok(
+    srv.requests.some((q) => q.url === '/real/a.tar'),
+    'relative src resolves against the final URL, as a browser would',
+  );
   const loop = await s.run(srv.url('/loop'), { args: ['--retry=3', '--retry-wait=1ms'] });
   assert.equal(loop.code, 1);
   assert.match(loop.stderr, /too many redirects fetching \S+\/loop/);
@@ -187,7 +193,12 @@ test('http: user:pass@ becomes Basic auth, and the password never reaches logs o
   const r = await s.run(`${authed}/m.yml?X-Amz-Signature=abcdef123&keep=1`);
   assert.equal(r.code, 0, r.stderr);
   const { readFileSync } = await import('node:fs');
-  for (const text of [r.stderr, readFileSync(`${s.out}/log`, 'utf8'), readFileSync(`${s.out}/env`, 'utf8'), readFileSync(`${s.state}/deploys/${(await import('node:fs')).readdirSync(`${s.state}/deploys`)[0]}`, 'utf8')]) {
+  for (const text of [
+    r.stderr,
+    readFileSync(`${s.out}/log`, 'utf8'),
+    readFileSync(`${s.out}/env`, 'utf8'),
+    readFileSync(`${s.state}/deploys/${(await import('node:fs')).readdirSync(`${s.state}/deploys`)[0]}`, 'utf8'),
+  ]) {
     assert.doesNotMatch(text, /s3cr3t-pw/);
     assert.doesNotMatch(text, /abcdef123/);
   }

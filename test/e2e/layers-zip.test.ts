@@ -11,8 +11,15 @@ test('layers: unpacked in order into one tree, a later layer replacing an earlie
   for (const strategy of ['rsync', 'mv', 'release']) {
     const s = new Scenario(t);
     const srv = await TestServer.start(t);
-    const code = tgz([{ path: 'app.js', body: 'code v7' }, { path: 'config/app.yml', body: 'defaults' }, { path: 'config/only-code', body: 'x' }]);
-    const config = tar([{ path: 'config/', type: 'dir', mode: 0o750 }, { path: 'config/app.yml', body: 'production', mode: 0o600 }]);
+    const code = tgz([
+      { path: 'app.js', body: 'code v7' },
+      { path: 'config/app.yml', body: 'defaults' },
+      { path: 'config/only-code', body: 'x' },
+    ]);
+    const config = tar([
+      { path: 'config/', type: 'dir', mode: 0o750 },
+      { path: 'config/app.yml', body: 'production', mode: 0o600 },
+    ]);
     srv.file('/code.tgz', code).file('/layers/config.tar', config);
     const dest = strategy === 'release' ? path.join(path.dirname(s.dest), 'current') : s.dest;
     srv.file(
@@ -88,7 +95,15 @@ test('zip: a hostile zip writes nothing outside the staging tree and changes not
     mkdirSync(s.dest);
     writeFileSync(path.join(s.dest, 'v1'), 'v1');
     mkdirSync(path.join(s.root, 'outside'));
-    s.manifest(s.archive(zip([{ path: 'fine', body: 'x' }, { path: name, body: 'pwned' }]), 'app.zip'));
+    s.manifest(
+      s.archive(
+        zip([
+          { path: 'fine', body: 'x' },
+          { path: name, body: 'pwned' },
+        ]),
+        'app.zip',
+      ),
+    );
     const r = await s.run(`${s.root}/manifest.yml`);
     assert.equal(r.code, 1, name);
     assert.match(r.stderr, /refusing/, name);
@@ -109,7 +124,10 @@ test('zip: a file where an earlier layer left a symlink replaces the symlink, ne
     { path: 'sub', type: 'symlink', linkpath: '../../outside' },
     { path: 'dir', type: 'dir' },
   ]);
-  const second = zip([{ path: 'cfg', body: 'from the zip', mode: 0o100640 }, { path: 'dir', body: 'a file where a directory is' }]);
+  const second = zip([
+    { path: 'cfg', body: 'from the zip', mode: 0o100640 },
+    { path: 'dir', body: 'a file where a directory is' },
+  ]);
   writeFileSync(path.join(s.root, 'a.tar'), first);
   writeFileSync(path.join(s.root, 'b.zip'), second);
   const layers = (zipSum: string) => `layers:\n  - src: a.tar\n    checksum: ${sha1(first)}\n  - src: b.zip\n    checksum: ${zipSum}\ndest: ${s.dest}\n`;
@@ -157,10 +175,6 @@ test('hooks see the previous checksum and manifest URL; empty on the first deplo
   assert.equal((await s.run(`${s.root}/v2.yml`)).code, 1);
   s.manifest(`${s.archive(tar([{ path: 'v3' }]), 'v3.tar')}${hook}`, 'v3.yml');
   assert.equal((await s.run(`${s.root}/v3.yml`)).code, 0);
-  assert.deepEqual(readFileSync(`${s.out}/prev`, 'utf8').trim().split('\n'), [
-    '[][]',
-    `[${v1sum}][file://${s.root}/v1.yml]`,
-    `[${v1sum}][file://${s.root}/v1.yml]`,
-  ]);
+  assert.deepEqual(readFileSync(`${s.out}/prev`, 'utf8').trim().split('\n'), ['[][]', `[${v1sum}][file://${s.root}/v1.yml]`, `[${v1sum}][file://${s.root}/v1.yml]`]);
   assert.ok(lstatSync(s.dest).isDirectory());
 });

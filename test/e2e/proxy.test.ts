@@ -11,7 +11,7 @@ import { TestServer } from '../helpers/http.js';
 import { listTree, Scenario } from '../helpers/scenario.js';
 import { sha1, tar } from '../helpers/tar.js';
 
-test('http: HTTP_PROXY carries the manifest and archive requests, as Go stretcher\'s did', async (t) => {
+test("http: HTTP_PROXY carries the manifest and archive requests, as Go stretcher's did", async (t) => {
   const s = new Scenario(t);
   const origin = await TestServer.start(t);
   const archive = tar([{ path: 'through-proxy' }]);
@@ -46,9 +46,34 @@ test('https: HTTPS_PROXY tunnels the manifest and archive requests through CONNE
   t.after(() => rmSync(certs, { recursive: true, force: true }));
   const key = join(certs, 'key.pem');
   const cert = join(certs, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=deploy.test', '-addext', 'subjectAltName=DNS:deploy.test'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=deploy.test',
+      '-addext',
+      'subjectAltName=DNS:deploy.test',
+    ],
+    { stdio: 'ignore' },
+  );
   const archive = tar([{ path: 'through-tunnel' }]);
-  const files = new Map<string, string | Buffer>([['/m.yml', `src: a.tar\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\n`], ['/a.tar', archive]]);
+  const files = new Map<string, string | Buffer>([
+    ['/m.yml', `src: a.tar\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\n`],
+    ['/a.tar', archive],
+  ]);
   const origin = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
     const body = files.get(req.url ?? '');
     res.writeHead(body === undefined ? 404 : 200).end(body);

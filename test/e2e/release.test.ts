@@ -26,7 +26,12 @@ function version(s: Scenario & { current: string }, v: string, extra = '', entri
   return s.manifest(`${lines}sync_strategy: release\n${extra}`, `${v}.yml`);
 }
 
-const releases = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith('.')).sort() : []);
+const releases = (dir: string): string[] =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((n) => !n.startsWith('.'))
+        .sort()
+    : [];
 const hooks = (s: Scenario): string[] => readFileSync(`${s.out}/hooks`, 'utf8').trim().split('\n');
 
 test('release: each deploy unpacks into releases/<time>-<checksum12> and switches the dest symlink', async (t) => {
@@ -44,12 +49,7 @@ test('release: each deploy unpacks into releases/<time>-<checksum12> and switche
   assert.equal(r2.code, 0, r2.stderr);
   const second = releases(s.releases).find((r) => r !== first) as string;
   assert.equal(readFileSync(path.join(s.current, 'VERSION'), 'utf8'), 'v2');
-  assert.deepEqual(hooks(s), [
-    `pre release=${s.releases}/${first} previous=`,
-    'post v1',
-    `pre release=${s.releases}/${second} previous=${s.releases}/${first}`,
-    'post v2',
-  ]);
+  assert.deepEqual(hooks(s), [`pre release=${s.releases}/${first} previous=`, 'post v1', `pre release=${s.releases}/${second} previous=${s.releases}/${first}`, 'post v2']);
   const record = JSON.parse(readFileSync(path.join(s.state, 'deploys', readdirSync(path.join(s.state, 'deploys'))[0] as string), 'utf8')) as { release: string };
   assert.equal(record.release, second);
 });
@@ -107,13 +107,18 @@ test('release: keep_releases deletes the oldest, never the current or previous',
   const left = releases(s.releases);
   assert.equal(left.length, 2);
   assert.equal(readFileSync(path.join(s.current, 'VERSION'), 'utf8'), 'v4');
-  assert.deepEqual(left.map((id) => readFileSync(path.join(s.releases, id, 'VERSION'), 'utf8')), ['v3', 'v4']);
+  assert.deepEqual(
+    left.map((id) => readFileSync(path.join(s.releases, id, 'VERSION'), 'utf8')),
+    ['v3', 'v4'],
+  );
   assert.deepEqual(readdirSync(s.releases).filter((n) => n.startsWith('.')).length, 2, 'sidecars of removed releases go too');
 });
 
 test('release: excludes apply (excluded entries are not unpacked)', async (t) => {
   const s = releaseScenario(t);
-  const r = await s.run(version(s, 'v1', 'excludes: ["*.log", "/tmp/"]\n', [{ path: 'VERSION', body: 'v1' }, { path: 'debug.log' }, { path: 'tmp/', type: 'dir' }, { path: 'tmp/x' }, { path: 'lib/tmp/keep' }]));
+  const r = await s.run(
+    version(s, 'v1', 'excludes: ["*.log", "/tmp/"]\n', [{ path: 'VERSION', body: 'v1' }, { path: 'debug.log' }, { path: 'tmp/', type: 'dir' }, { path: 'tmp/x' }, { path: 'lib/tmp/keep' }]),
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(listTree(path.join(s.current, '/')), ['VERSION', 'lib/', 'lib/tmp/', 'lib/tmp/keep']);
 });

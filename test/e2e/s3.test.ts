@@ -7,7 +7,11 @@ import { TestServer } from '../helpers/http.js';
 import { S3_KEY, S3_SECRET, TestS3 } from '../helpers/s3.js';
 import { sha1, tgz } from '../helpers/tar.js';
 
-const ARCHIVE = tgz([{ path: 'app.js', body: 'console.log(1)' }, { path: 'public/', type: 'dir' }, { path: 'public/index.html', body: 'hi' }]);
+const ARCHIVE = tgz([
+  { path: 'app.js', body: 'console.log(1)' },
+  { path: 'public/', type: 'dir' },
+  { path: 'public/index.html', body: 'hi' },
+]);
 
 async function bucketWithRelease(t: import('node:test').TestContext, s: Scenario): Promise<TestS3> {
   const s3 = await TestS3.start(t, ['releases']);
@@ -69,7 +73,9 @@ test('s3: a wrong secret key (SignatureDoesNotMatch) is a final, one-line error 
   const srv = await TestServer.start(t);
   srv.route('/releases/app/manifest.yml', (_q, res) => {
     res.writeHead(403, { 'content-type': 'application/xml', 'x-amz-request-id': 'TEST' });
-    res.end('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message><RequestId>TEST</RequestId></Error>');
+    res.end(
+      '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message><RequestId>TEST</RequestId></Error>',
+    );
   });
   const r = await s.run('s3://releases/app/manifest.yml', {
     env: { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: 'wrong-secret', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: srv.base },

@@ -7,7 +7,6 @@ import { listTree, Scenario } from '../helpers/scenario.js';
 import { tar } from '../helpers/tar.js';
 import { until } from '../helpers/wait.js';
 
-
 test('two deploys to one dest run one after the other, never interleaved', async (t) => {
   const s = new Scenario(t);
   const log = `${s.out}/timeline`;
@@ -25,7 +24,10 @@ test('two deploys to one dest run one after the other, never interleaved', async
   const first = (lines[0] as string).split(' ')[1];
   const second = first === '1' ? '2' : '1';
   assert.deepEqual(lines, [`start ${first}`, `end ${first}`, `post ${first}`, `start ${second}`, `end ${second}`, `post ${second}`]);
-  assert.ok(results.some((r) => /waiting for another deploy to \S+ \(pid \d+\) to finish/.test(r.stderr)), 'the second says it waits');
+  assert.ok(
+    results.some((r) => /waiting for another deploy to \S+ \(pid \d+\) to finish/.test(r.stderr)),
+    'the second says it waits',
+  );
 });
 
 test('deploys to different dests do not wait for each other', async (t) => {
@@ -59,7 +61,10 @@ test('a lock held by a SIGKILLed deploy never blocks the next one; its temp file
   let pid = 0;
   const killed = s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (pid = p) });
   await until(() => existsSync(`${s.out}/in-pre`), 'pre to start');
-  assert.ok(readdirSync(s.tmp).some((n) => n.startsWith(`stretcher-${pid}-`)), 'the download sits in a work dir');
+  assert.ok(
+    readdirSync(s.tmp).some((n) => n.startsWith(`stretcher-${pid}-`)),
+    'the download sits in a work dir',
+  );
   process.kill(pid, 'SIGKILL');
   await killed;
   // Nothing can clean up after SIGKILL, which is the point; the orphaned hook's group is ended here.

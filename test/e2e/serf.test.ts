@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { CLI, cleanEnv } from '../helpers/cli.js';
 import { Scenario } from '../helpers/scenario.js';
-import { formCluster, serf, startAgent } from '../helpers/serf.js';
+import { type Agent, formCluster, serf, startAgent } from '../helpers/serf.js';
 import { until, untilLine } from '../helpers/wait.js';
 import { sha1, tar } from '../helpers/tar.js';
 
@@ -31,7 +31,7 @@ commands:
   const catchAll = `${stretcher} >> ${s.out}/d.log 2>&1; echo "$SERF_EVENT:$?" >> ${s.out}/d.exits`;
   agents.push(await startAgent(t, 'd', [catchAll], cleanEnv({ TMPDIR: s.tmp, STRETCHER_STATE_DIR: path.join(s.state, 'd') }), s.out));
 
-  const a = agents[0]!;
+  const a = agents[0] as Agent;
   await formCluster(agents);
   await until(() => existsSync(`${s.out}/d.exits`) && readFileSync(`${s.out}/d.exits`, 'utf8').includes('member-join'), 'member-join at d');
 
@@ -50,7 +50,11 @@ commands:
   const exits = readFileSync(`${s.out}/d.exits`, 'utf8').trim().split('\n');
   assert.ok(exits.includes('member-join:0'), exits.join(','));
   assert.ok(exits.includes('user:0'), exits.join(','));
-  assert.deepEqual(exits.filter((e) => !e.endsWith(':0')), [], 'every event handled with exit 0');
+  assert.deepEqual(
+    exits.filter((e) => !e.endsWith(':0')),
+    [],
+    'every event handled with exit 0',
+  );
   assert.match(readFileSync(`${s.out}/d.log`, 'utf8'), /ignoring serf member-join event/);
   assert.match(readFileSync(`${s.out}/a.log`, 'utf8'), /deploy requested by serf event "deploy"/);
 });

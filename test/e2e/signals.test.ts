@@ -7,7 +7,6 @@ import { listTree, Scenario } from '../helpers/scenario.js';
 import { tar } from '../helpers/tar.js';
 import { until, untilLine } from '../helpers/wait.js';
 
-
 /** Running, as opposed to gone or a zombie (some container inits never reap orphans). */
 function alive(pid: number): boolean {
   try {

@@ -107,15 +107,14 @@ async function layered(t: import('node:test').TestContext, first: TarEntry[], se
   writeFileSync(path.join(s.root, 'a.tar'), a);
   writeFileSync(path.join(s.root, 'b.tar'), b);
   s.manifest(
-    `layers:\n  - src: a.tar\n    checksum: ${sha1(a)}\n  - src: b.tar\n    checksum: ${sha1(b)}\ndest: ${s.dest}\n` +
-      `commands:\n  failure: ["echo \\"$STRETCHER_ERROR\\" > ${s.out}/error"]\n`,
+    `layers:\n  - src: a.tar\n    checksum: ${sha1(a)}\n  - src: b.tar\n    checksum: ${sha1(b)}\ndest: ${s.dest}\n` + `commands:\n  failure: ["echo \\"$STRETCHER_ERROR\\" > ${s.out}/error"]\n`,
   );
   const r = await s.run(`${s.root}/manifest.yml`);
   const error = r.code === 0 ? '' : readFileSync(`${s.out}/error`, 'utf8').trim();
   return { s, r, error, outside };
 }
 
-test('writer threads: a file replaces an earlier layer\'s symlink without writing through it', async (t) => {
+test("writer threads: a file replaces an earlier layer's symlink without writing through it", async (t) => {
   const { s, r, outside } = await layered(t, [{ path: 'cfg', type: 'symlink', linkpath: '../../outside/target' }], [{ path: 'cfg', body: 'layer two', mode: 0o640 }]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readFileSync(path.join(outside, 'target'), 'utf8'), 'untouched');
@@ -124,7 +123,7 @@ test('writer threads: a file replaces an earlier layer\'s symlink without writin
   assert.deepEqual(s.leftovers(), []);
 });
 
-test('a hard link through an earlier layer\'s symlink fails the deploy; nothing outside is linked', async (t) => {
+test("a hard link through an earlier layer's symlink fails the deploy; nothing outside is linked", async (t) => {
   const { s, r, error, outside } = await layered(t, [{ path: 'escape', type: 'symlink', linkpath: '../../outside' }], [{ path: 'h', type: 'hardlink', linkpath: 'escape/target' }]);
   assert.equal(r.code, 1, r.stderr);
   assert.equal(error, 'refusing the archive: hard link "h" points to "escape/target", which passes through a symlink');

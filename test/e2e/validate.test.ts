@@ -18,5 +18,8 @@ test('stretcher validate: each problem on its own line with the file; exit 0 onl
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines[0], `${good}: ok`);
   assert.ok(lines.includes(`${bad}: line 4: sync_strategy must be one of rsync, mv, release (got "copy")`), r.stdout);
-  assert.ok(lines.some((l) => l.startsWith(`${dir}/missing.yml: `) && /ENOENT|no such file/.test(l)), r.stdout);
+  assert.ok(
+    lines.some((l) => l.startsWith(`${dir}/missing.yml: `) && /ENOENT|no such file/.test(l)),
+    r.stdout,
+  );
 });

@@ -49,7 +49,6 @@ function recorded(s: Scenario): string | undefined {
 
 const deployed = (s: Scenario): string[] => (existsSync(`${s.out}/deployed`) ? readFileSync(`${s.out}/deployed`, 'utf8').trim().split('\n') : []);
 
-
 /** Starts `stretcher watch`, returns a stopper that sends SIGTERM and resolves with the result. */
 function startWatch(s: Scenario, url: string, args: string[] = []) {
   let pid = 0;
@@ -149,7 +148,10 @@ test('watch: a failing deploy is retried with a growing backoff, capped at 10 in
   const waits = [...r.stderr.matchAll(/trying again in (\S+)/g)].map((m) => m[1]);
   assert.deepEqual(waits.slice(0, 5), ['200ms', '400ms', '800ms', '1.00s', '1.00s']);
   assert.ok(Date.now() - started >= 500);
-  assert.ok(waits.slice(3).every((w) => w === '1.00s'), 'capped at 10 intervals');
+  assert.ok(
+    waits.slice(3).every((w) => w === '1.00s'),
+    'capped at 10 intervals',
+  );
   assert.match(r.stderr, /retrying the deploy of \S+ \(failed 1 time\)/);
 });
 

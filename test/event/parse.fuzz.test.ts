@@ -1,9 +1,8 @@
-
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { parseEvent } from '../../src/event/parse.js';
 
-import { cleanly, RUNS, } from '../helpers/fuzz.js';
+import { cleanly, RUNS } from '../helpers/fuzz.js';
 
 test('event reader: arbitrary bytes, any mode, never an unexpected exception', () => {
   fc.assert(

@@ -38,11 +38,10 @@ export async function startAgent(t: TestContext, name: string, handlers: string[
   while (rpc === bind) rpc = `127.0.0.1:${await freePort()}`;
   const logFile = path.join(logDir, `serf-${name}.log`);
   const fd = openSync(logFile, 'a');
-  const child = spawn(
-    'serf',
-    ['agent', `-node=${name}`, `-bind=${bind}`, `-rpc-addr=${rpc}`, '-profile=lan', '-log-level=info', ...handlers.map((h) => `-event-handler=${h}`)],
-    { env, stdio: ['ignore', fd, fd] },
-  );
+  const child = spawn('serf', ['agent', `-node=${name}`, `-bind=${bind}`, `-rpc-addr=${rpc}`, '-profile=lan', '-log-level=info', ...handlers.map((h) => `-event-handler=${h}`)], {
+    env,
+    stdio: ['ignore', fd, fd],
+  });
   // Without the serf package the spawn fails asynchronously: report that, not an uncaught ENOENT.
   let spawnError: Error | undefined;
   child.once('error', (err) => (spawnError = err));
@@ -64,7 +63,11 @@ export async function startAgent(t: TestContext, name: string, handlers: string[
 /** Names of the members `agent` sees alive. */
 async function aliveMembers(agent: Agent): Promise<string[]> {
   const out = await serf('members', `-rpc-addr=${agent.rpc}`, '-status=alive').catch(() => '');
-  return out.split('\n').map((line) => line.split(/\s+/)[0] ?? '').filter(Boolean).sort();
+  return out
+    .split('\n')
+    .map((line) => line.split(/\s+/)[0] ?? '')
+    .filter(Boolean)
+    .sort();
 }
 
 /**
@@ -81,24 +84,28 @@ export async function formCluster(agents: Agent[], limitMs = 60_000): Promise<vo
   let views: string[][] = [];
   let lastJoin = 0;
   try {
-    await until(async () => {
-      views = await Promise.all(agents.map(aliveMembers));
-      if (views.every(complete)) return true;
-      if (Date.now() - lastJoin >= 2000) {
-        lastJoin = Date.now();
-        await Promise.all(
-          agents.map(async (agent, i) => {
-            if (complete(views[i] ?? [])) return;
-            const others = agents.filter((o) => o !== agent).map((o) => o.bind);
-            await serf('join', `-rpc-addr=${agent.rpc}`, ...others).then(
-              () => errors.delete(agent.name),
-              (err: Error) => errors.set(agent.name, err.message),
-            );
-          }),
-        );
-      }
-      return false;
-    }, `a ${all.length}-node cluster`, limitMs);
+    await until(
+      async () => {
+        views = await Promise.all(agents.map(aliveMembers));
+        if (views.every(complete)) return true;
+        if (Date.now() - lastJoin >= 2000) {
+          lastJoin = Date.now();
+          await Promise.all(
+            agents.map(async (agent, i) => {
+              if (complete(views[i] ?? [])) return;
+              const others = agents.filter((o) => o !== agent).map((o) => o.bind);
+              await serf('join', `-rpc-addr=${agent.rpc}`, ...others).then(
+                () => errors.delete(agent.name),
+                (err: Error) => errors.set(agent.name, err.message),
+              );
+            }),
+          );
+        }
+        return false;
+      },
+      `a ${all.length}-node cluster`,
+      limitMs,
+    );
   } catch (err) {
     const seen = agents.map((a, i) => `${a.name} sees [${(views[i] ?? []).join(' ')}]`).join('; ');
     const failed = [...errors].map(([n, e]) => `${n}: ${e}`).join('; ');

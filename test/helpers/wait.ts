@@ -16,14 +16,17 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
  */
 export async function untilLine(file: string, what: string, limitMs = 20_000): Promise<string> {
   let text = '';
-  await until(() => {
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      return false;
-    }
-    return text.endsWith('\n');
-  }, what, limitMs);
+  await until(
+    () => {
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        return false;
+      }
+      return text.endsWith('\n');
+    },
+    what,
+    limitMs,
+  );
   return text;
 }
-

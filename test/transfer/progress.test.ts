@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import { capture } from '../helpers/log.js';
 import { Progress } from '../../src/transfer/progress.js';
 
-
 test('progress without a terminal: a line every 5 s of a long download, none for a short one', () => {
   const { log, text } = capture(false);
   let now = 0;
@@ -25,7 +24,7 @@ test('progress on a terminal: one redrawn bar, erased before the next log line a
   const p = new Progress(log, 'downloading', 1000, () => now);
   now = 300;
   p.add(500);
-  assert.match(text(), /\r\x1b\[Kdownloading \[#{12}\.{12}\]  50% 500 B of 1.00 kB/);
+  assert.match(text(), /\r\x1b\[Kdownloading \[#{12}\.{12}\] {2}50% 500 B of 1.00 kB/);
   log.info('next');
   assert.match(text(), /\r\x1b\[K2026-11-23T10:00:00\.000Z next\n$/);
   assert.doesNotMatch(log.text(), /\[#/);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { safeRelative } from '../../src/unpack/entry-rules.js';
 
-import { RUNS, } from '../helpers/fuzz.js';
+import { RUNS } from '../helpers/fuzz.js';
 
 test('safeRelative: its fast path for plain paths agrees with splitting every path', () => {
   const slow = (p: string): string | undefined => {
@@ -16,5 +16,8 @@ test('safeRelative: its fast path for plain paths agrees with splitting every pa
     return parts.join('/');
   };
   const pathish = fc.array(fc.constantFrom('a', 'b.', '.', '..', '...', '.x', '/', '//', 'é'), { maxLength: 12 }).map((p) => p.join(''));
-  fc.assert(fc.property(fc.oneof(pathish, fc.string()), (p) => assert.equal(safeRelative(p), slow(p))), { numRuns: RUNS * 5 });
+  fc.assert(
+    fc.property(fc.oneof(pathish, fc.string()), (p) => assert.equal(safeRelative(p), slow(p))),
+    { numRuns: RUNS * 5 },
+  );
 });

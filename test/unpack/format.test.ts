@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { detectFormat } from '../../src/unpack/format.js';
-import { tar, } from '../helpers/tar.js';
+import { tar } from '../helpers/tar.js';
 
 test('detectFormat: v7 tar without magic is recognised by its header checksum', () => {
   const ustar = tar([{ path: 'a' }]);

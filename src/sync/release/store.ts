@@ -48,7 +48,8 @@ export class ReleaseStore {
     const st = await lstat(this.dest).catch(() => undefined);
     if (st && !st.isSymbolicLink()) {
       const kind = st.isDirectory() ? 'a real directory' : 'not a symlink';
-      throw new StretcherError('DEST_INVALID', 
+      throw new StretcherError(
+        'DEST_INVALID',
         `dest ${this.dest} is ${kind}; the release strategy needs dest to be a symlink it can switch. To migrate: move it into ${this.dir}/ (mkdir -p ${this.dir} && mv ${this.dest} ${this.dir}/initial && ln -s ${this.dir}/initial ${this.dest}), or point dest at a new path`,
       );
     }

@@ -36,7 +36,12 @@ export async function googleAccessToken(env: NodeJS.ProcessEnv, signal: AbortSig
 async function wellKnownFile(env: NodeJS.ProcessEnv): Promise<string | undefined> {
   const dir = env.CLOUDSDK_CONFIG || path.join(env.HOME || homedir(), '.config', 'gcloud');
   const file = path.join(dir, 'application_default_credentials.json');
-  return (await readFile(file).then(() => true, () => false)) ? file : undefined;
+  return (await readFile(file).then(
+    () => true,
+    () => false,
+  ))
+    ? file
+    : undefined;
 }
 
 interface CredentialsFile {
@@ -95,7 +100,9 @@ async function tokenRequest(from: string, send: () => Promise<{ statusCode: numb
     const errno = (err as { code?: string }).code;
     if (noneFound) {
       // Not on Google Cloud, and no credentials file: say what would work.
-      throw new TransferError(`no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS, run gcloud auth application-default login, or run on Google Cloud (${errorMessage(err)})`, { stage: 'local' });
+      throw new TransferError(`no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS, run gcloud auth application-default login, or run on Google Cloud (${errorMessage(err)})`, {
+        stage: 'local',
+      });
     }
     throw new TransferError(`cannot get a token from ${from}`, { stage: 'connect', ...(errno ? { errno } : {}) }, { cause: err });
   }

@@ -41,6 +41,13 @@ export const openGs: Opener = async (location, opts) => {
 function describe(err: unknown, shown: string): unknown {
   if (!(err instanceof TransferError) || err.facts.status === undefined) return err;
   const { status } = err.facts;
-  const what = status === 404 ? 'no such bucket or object' : status === 403 ? "access denied (check the credentials' permissions for this bucket)" : status === 401 ? 'not authorized (the credentials were refused)' : `HTTP ${status}`;
+  const what =
+    status === 404
+      ? 'no such bucket or object'
+      : status === 403
+        ? "access denied (check the credentials' permissions for this bucket)"
+        : status === 401
+          ? 'not authorized (the credentials were refused)'
+          : `HTTP ${status}`;
   return new TransferError(`${shown}: ${what}`, err.facts);
 }

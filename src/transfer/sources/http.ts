@@ -100,7 +100,14 @@ function absoluteFormRequest(proxy: string): (url: URL, options: RequestOptions,
     target.username = '';
     target.password = '';
     return httpRequest(
-      { host: via.hostname, port: Number(via.port) || 80, method: options.method, path: target.toString(), headers: headers as RequestOptions['headers'], ...(options.signal ? { signal: options.signal } : {}) },
+      {
+        host: via.hostname,
+        port: Number(via.port) || 80,
+        method: options.method,
+        path: target.toString(),
+        headers: headers as RequestOptions['headers'],
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
       callback,
     );
   };

@@ -215,7 +215,10 @@ export class TarUnpacker {
   private skipped(e: TarHeader): void {
     if (this.fatal) return;
     if (e.type === 'SparseFile' || e.type === 'ContinuationFile') {
-      const what = e.type === 'SparseFile' ? 'a sparse file (tar --sparse), which stretcher does not unpack: make the archive without --sparse' : 'the continuation of a multi-volume archive, which stretcher does not unpack';
+      const what =
+        e.type === 'SparseFile'
+          ? 'a sparse file (tar --sparse), which stretcher does not unpack: make the archive without --sparse'
+          : 'the continuation of a multi-volume archive, which stretcher does not unpack';
       return void this.stop(new StretcherError('ARCHIVE_UNSUPPORTED', `cannot unpack ${JSON.stringify(e.path)}: it is ${what}`));
     }
     this.log.warn(`skipping archive entry ${JSON.stringify(e.path)}: ${e.type} entries are not unpacked`);
@@ -358,4 +361,3 @@ function currentUmask(): number {
   }
   return 0o777;
 }
-

@@ -190,7 +190,7 @@ export class WriterPool {
     if (this.closed) return;
     // Threads share the process's descriptors: a file left open by a truncated archive would outlive them.
     this.flush(true);
-    this.workers.forEach((_, thread) => this.send(thread, { pieces: [], buffer: this.spare.pop() ?? new ArrayBuffer(0), bytes: 0, abandon: true }));
+    for (const thread of this.workers.keys()) this.send(thread, { pieces: [], buffer: this.spare.pop() ?? new ArrayBuffer(0), bytes: 0, abandon: true });
     await this.below(0);
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.terminate()));

@@ -27,7 +27,10 @@ test('google auth: a service account key becomes a token through a signed JWT at
   });
   const dir = tempDir(t);
   const file = path.join(dir, 'key.json');
-  writeFileSync(file, JSON.stringify({ type: 'service_account', client_email: 'deployer@proj.iam.gserviceaccount.com', private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }), token_uri: srv.url('/token') }));
+  writeFileSync(
+    file,
+    JSON.stringify({ type: 'service_account', client_email: 'deployer@proj.iam.gserviceaccount.com', private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }), token_uri: srv.url('/token') }),
+  );
   const { googleAccessToken } = await fresh();
   assert.equal(await googleAccessToken({ GOOGLE_APPLICATION_CREDENTIALS: file }, signal), 'ya29.service');
   const [header, claims, sig] = assertion.split('.') as [string, string, string];
@@ -53,7 +56,10 @@ test('google auth: gcloud user credentials are refreshed; the metadata server is
     res.end(JSON.stringify({ access_token: 'ya29.instance', expires_in: 3600 }));
   });
   const dir = tempDir(t);
-  writeFileSync(path.join(dir, 'application_default_credentials.json'), JSON.stringify({ type: 'authorized_user', client_id: 'id', client_secret: 'secret', refresh_token: 'refresh', token_uri: srv.url('/token') }));
+  writeFileSync(
+    path.join(dir, 'application_default_credentials.json'),
+    JSON.stringify({ type: 'authorized_user', client_id: 'id', client_secret: 'secret', refresh_token: 'refresh', token_uri: srv.url('/token') }),
+  );
   assert.equal(await (await fresh()).googleAccessToken({ CLOUDSDK_CONFIG: dir }, signal), 'ya29.user');
   const empty = tempDir(t);
   assert.equal(await (await fresh()).googleAccessToken({ CLOUDSDK_CONFIG: empty, GCE_METADATA_HOST: srv.base.replace('http://', '') }, signal), 'ya29.instance');

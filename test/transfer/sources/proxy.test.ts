@@ -4,7 +4,7 @@ import { proxyFor } from '../../../src/transfer/sources/proxy.js';
 
 const u = (s: string) => new URL(s);
 
-test('proxy choice follows Go\'s ProxyFromEnvironment', () => {
+test("proxy choice follows Go's ProxyFromEnvironment", () => {
   const env = { HTTP_PROXY: 'proxy:3128', HTTPS_PROXY: 'http://secure-proxy:3129', NO_PROXY: '.internal, example.org, 10.0.0.5, bucket.test:8080' };
   assert.equal(proxyFor(u('http://deploy.example.com/m.yml'), env), 'http://proxy:3128');
   assert.equal(proxyFor(u('https://deploy.example.com/m.yml'), env), 'http://secure-proxy:3129');

@@ -78,7 +78,19 @@ const blockArb = fc
 function fields(h: DecodedHeader): Record<string, unknown> {
   // An end-of-archive block: nothing else of it is read.
   if (h.nullBlock) return { nullBlock: true, cksumValid: h.cksumValid };
-  return { nullBlock: h.nullBlock, cksumValid: h.cksumValid, type: h.type, path: h.path, linkpath: h.linkpath, size: h.size, mode: h.mode, uid: h.uid, gid: h.gid, mtime: h.mtime?.getTime(), atime: h.atime?.getTime() };
+  return {
+    nullBlock: h.nullBlock,
+    cksumValid: h.cksumValid,
+    type: h.type,
+    path: h.path,
+    linkpath: h.linkpath,
+    size: h.size,
+    mode: h.mode,
+    uid: h.uid,
+    gid: h.gid,
+    mtime: h.mtime?.getTime(),
+    atime: h.atime?.getTime(),
+  };
 }
 
 test('decodeHeader reads random blocks exactly as node-tar does', () => {

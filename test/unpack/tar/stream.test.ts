@@ -97,7 +97,10 @@ function archive(specs: Spec[]): Buffer {
     let name = s.path;
     let prefix: string | undefined;
     if (s.encoding === 'pax') {
-      const pairs: [string, string][] = [['path', s.path], ['mtime', String(s.mtime)]];
+      const pairs: [string, string][] = [
+        ['path', s.path],
+        ['mtime', String(s.mtime)],
+      ];
       if (isLink) pairs.push(['linkpath', linkname]);
       out.push(...meta('x', paxRecords(pairs), false));
       name = Buffer.from(s.path).subarray(0, 100).toString('latin1');
@@ -131,12 +134,18 @@ const specArb: fc.Arbitrary<Spec> = fc
     type: fc.constantFrom<Spec['type']>('0', '0', '0', '5', '2', '1', 'S'),
     path: pathArb,
     linkpath: pathArb,
-    body: fc.oneof(fc.constant(0), fc.constant(512), fc.integer({ min: 0, max: 3000 })).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })).map((a) => Buffer.from(a)),
+    body: fc
+      .oneof(fc.constant(0), fc.constant(512), fc.integer({ min: 0, max: 3000 }))
+      .chain((n) => fc.uint8Array({ minLength: n, maxLength: n }))
+      .map((a) => Buffer.from(a)),
     mode: fc.integer({ min: 0, max: 0o7777 }),
     uid: fc.oneof(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0o7777777 + 1, max: 2 ** 31 })),
     mtime: fc.integer({ min: 0, max: 2 ** 33 }),
     encoding: fc.constantFrom<Encoding>('ustar', 'pax', 'gnu'),
-    globalComment: fc.option(fc.string({ maxLength: 20 }).map((s) => s.replace(/\n/g, ' ')), { nil: undefined }),
+    globalComment: fc.option(
+      fc.string({ maxLength: 20 }).map((s) => s.replace(/\n/g, ' ')),
+      { nil: undefined },
+    ),
   })
   // A ustar path must fit its 100-byte name and 155-byte prefix; the others can be any length.
   .filter((s) => s.encoding !== 'ustar' || (Buffer.byteLength(s.path) <= 100 && Buffer.byteLength(s.linkpath) <= 100) || fitsUstar(s.path));
@@ -150,7 +159,16 @@ function digest(pieces: Buffer[]): string {
   return createHash('sha256').update(Buffer.concat(pieces)).digest('hex').slice(0, 16);
 }
 
-function seen(h: { type: string; path: string; linkpath?: string | undefined; size?: number | undefined; mode?: number | undefined; uid?: number | undefined; gid?: number | undefined; mtime?: Date | undefined }): Seen {
+function seen(h: {
+  type: string;
+  path: string;
+  linkpath?: string | undefined;
+  size?: number | undefined;
+  mode?: number | undefined;
+  uid?: number | undefined;
+  gid?: number | undefined;
+  mtime?: Date | undefined;
+}): Seen {
   // Pax records override the header fields of file system entries only. For other entries (a sparse file,
   // a tape volume), node-tar's entry shows the pax values while both parsers pass over the block's own
   // size. Such entries are skipped and only their type and path are used (in the warning, or the error for a
@@ -222,7 +240,7 @@ test('TarStream sees what node-tar sees, in every header variant, however the st
     fc.asyncProperty(fc.array(specArb, { minLength: 1, maxLength: 8 }), cutsArb, fc.array(fc.integer({ min: 1, max: 1024 }), { maxLength: 6 }), async (specs, cuts, small) => {
       const data = archive(specs);
       // Some cuts land close together: chunks of a few bytes, headers split many ways.
-      const all = [...cuts.map((c) => c % data.length), ...small.map((s, i) => (cuts[i] ?? 0) % data.length + s)];
+      const all = [...cuts.map((c) => c % data.length), ...small.map((s, i) => ((cuts[i] ?? 0) % data.length) + s)];
       const expected = await reference(data);
       assert.equal(expected.warned, false, 'the generated archive is valid');
       const got = ours(data, all);
@@ -274,7 +292,10 @@ test('TarStream: an archive cut inside a header, or holding no entries, is corru
   // Cut 100 bytes into the second header: node-tar ignores the stub; GNU tar says "Unexpected EOF".
   const cut = one(whole.subarray(0, 1024 + 100));
   assert.match(cut.corrupt ?? '', /^it ends inside a tar header, at byte 1024$/);
-  assert.deepEqual(one(whole.subarray(0, 1024 + 100)).entries.map((e) => e.path), ['a']);
+  assert.deepEqual(
+    one(whole.subarray(0, 1024 + 100)).entries.map((e) => e.path),
+    ['a'],
+  );
   // Cut inside a body, or inside its padding.
   assert.match(one(whole.subarray(0, 512 + 1)).corrupt ?? '', /^it ends inside "a": 511 more bytes were expected$/);
   // Zero bytes at the very end (the end-of-archive blocks cut short) are not a header.
@@ -286,8 +307,15 @@ test('TarStream: an archive cut inside a header, or holding no entries, is corru
 });
 
 test('TarStream: a local pax header wins over a global one, and long-name headers over 1 MiB are refused', () => {
-  const local = paxRecords([['path', 'local/name'], ['mtime', '1600000000']]);
-  const global = paxRecords([['path', 'global/ignored'], ['mtime', '1700000000'], ['uid', '4242']]);
+  const local = paxRecords([
+    ['path', 'local/name'],
+    ['mtime', '1600000000'],
+  ]);
+  const global = paxRecords([
+    ['path', 'global/ignored'],
+    ['mtime', '1700000000'],
+    ['uid', '4242'],
+  ]);
   const data = Buffer.concat([...meta('g', global, false), ...meta('x', local, false), archive([file('short')])]);
   const { entries, corrupt } = one(data);
   assert.equal(corrupt, undefined);
@@ -309,7 +337,12 @@ test('TarStream: entries of other types are reported as skipped, and their data 
     corrupt: (message) => assert.fail(message),
   });
   // GNU tar's pax sparse form: a plain file under a made-up path, flagged only by GNU.sparse.* pax keys.
-  const paxSparse = paxRecords([['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', 'real/disk.img'], ['GNU.sparse.realsize', '4194304']]);
+  const paxSparse = paxRecords([
+    ['GNU.sparse.major', '1'],
+    ['GNU.sparse.minor', '0'],
+    ['GNU.sparse.name', 'real/disk.img'],
+    ['GNU.sparse.realsize', '4194304'],
+  ]);
   const paxFile = { ...file('GNUSparseFile.42/disk.img', 'map and data'.repeat(50)), encoding: 'ustar' as const };
   stream.write(Buffer.concat([archive([sparse, file('after')]).subarray(0, -1024), ...meta('x', paxSparse, false), archive([paxFile, file('last')])]));
   stream.end();

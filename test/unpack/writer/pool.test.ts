@@ -6,7 +6,7 @@ import { tempDir } from '../../helpers/tmp.js';
 
 import { WriterPool } from '../../../src/unpack/writer/pool.js';
 
-test('writer pool: growing keeps a path\'s later entry after its earlier one, and every file lands once', async (t) => {
+test("writer pool: growing keeps a path's later entry after its earlier one, and every file lands once", async (t) => {
   const dir = tempDir(t);
   const pool = new WriterPool(3);
   t.after(() => pool.close());
