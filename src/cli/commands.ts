@@ -1,19 +1,7 @@
-import type { FlagKey, Invocation } from './flags.js';
+import type { CommandName, CommandTable } from './command.js';
+import type { FlagKey } from './flags.js';
 
-/** One subcommand: what it takes and where its code is (loaded only when it runs). */
-export interface Command {
-  /** Its operands, as usage shows them ("URL", "MANIFEST..."). */
-  operands: string;
-  /** How many operands it takes, at least and at most. */
-  arity: readonly [number, number];
-  summary: string;
-  /** What `stretcher help COMMAND` adds below the usage line. */
-  details: string;
-  flags: readonly FlagKey[];
-  /** Flags without which it cannot run (`releases` needs --dest). */
-  required?: readonly FlagKey[];
-  run(invocation: Invocation, env: NodeJS.ProcessEnv): Promise<number>;
-}
+export type { CommandName } from './command.js';
 
 /** The flags of every deploy, in Go stretcher's spellings where it had them. */
 const DEPLOY_FLAGS: readonly FlagKey[] = [
@@ -35,9 +23,7 @@ const DEPLOY_FLAGS: readonly FlagKey[] = [
  * The subcommands. Without one, stretcher deploys the manifest URL read from stdin (Go stretcher's only
  * mode, as a Consul or Serf handler), with the deploy command's flags.
  */
-export type CommandName = 'deploy' | 'watch' | 'validate' | 'status' | 'releases' | 'rollback' | 'help';
-
-export const COMMANDS: Readonly<Record<CommandName, Command>> = {
+export const COMMANDS: CommandTable = {
   deploy: {
     operands: 'URL',
     arity: [1, 1],
@@ -94,7 +80,7 @@ export const COMMANDS: Readonly<Record<CommandName, Command>> = {
     summary: "print the help, or a command's",
     details: 'Prints the help of COMMAND, or the general help.',
     flags: [],
-    run: async (inv) => (await import('./help.js')).helpCommand(inv),
+    run: async (inv) => (await import('./help.js')).helpCommand(inv, COMMANDS),
   },
 };
 

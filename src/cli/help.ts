@@ -1,25 +1,26 @@
 import { VERSION } from '../shared/version.js';
-import { COMMAND_NAMES, COMMANDS, type CommandName } from './commands.js';
-import { FLAG_BY_KEY, type FlagKey, type Invocation } from './flags.js';
+import type { CommandName, CommandTable } from './command.js';
 import { usageError } from './exit.js';
+import { FLAG_BY_KEY, type FlagKey, type Invocation } from './flags.js';
 
 const WIDTH = 80;
 
-/** `stretcher help [COMMAND]`. */
-export async function helpCommand({ operands }: Invocation): Promise<number> {
+/** `stretcher help [COMMAND]`, over the table of commands it is given. */
+export async function helpCommand({ operands }: Invocation, commands: CommandTable): Promise<number> {
   const [name] = operands;
   if (name === undefined) {
-    process.stdout.write(generalHelp());
+    process.stdout.write(generalHelp(commands));
     return 0;
   }
-  if (!(name in COMMANDS)) return usageError(`unknown command ${JSON.stringify(name)}; the commands are ${COMMAND_NAMES.join(', ')}`);
-  process.stdout.write(commandHelp(name as CommandName));
+  if (!(name in commands)) return usageError(`unknown command ${JSON.stringify(name)}; the commands are ${Object.keys(commands).join(', ')}`);
+  process.stdout.write(commandHelp(commands, name as CommandName));
   return 0;
 }
 
 /** The general help: every command, and the flags of a deploy (Go stretcher's only mode). */
-export function generalHelp(): string {
-  const rows: [string, string][] = [['echo URL | stretcher [flags]', 'deploy the manifest URL read from stdin'], ...COMMAND_NAMES.map((c): [string, string] => [usageLine(c), COMMANDS[c].summary])];
+export function generalHelp(commands: CommandTable): string {
+  const names = Object.keys(commands) as CommandName[];
+  const rows: [string, string][] = [['echo URL | stretcher [flags]', 'deploy the manifest URL read from stdin'], ...names.map((c): [string, string] => [usageLine(commands, c), commands[c].summary])];
   return `stretcher ${VERSION}: a deployment agent for Linux servers,
 a drop-in replacement for fujiwara/stretcher.
 
@@ -31,7 +32,7 @@ As a handler:
   serf agent -event-handler "user:deploy=stretcher"
 
 Flags of a deploy (one or two dashes; -flag VALUE or -flag=VALUE):
-${flagTable(COMMANDS.deploy.flags)}
+${flagTable(commands.deploy.flags)}
 
 Durations: a bare number is seconds (30, 1.5), or a Go duration (500ms, 1m30s).
 ${wrap('Exit status: 0 on success; 1 when a deploy fails (0 under consul watch, which stops on failure); 130/143 when interrupted by SIGINT/SIGTERM (watch: 0); 2 on a usage error.', '')}
@@ -39,15 +40,15 @@ ${wrap('Exit status: 0 on success; 1 when a deploy fails (0 under consul watch, 
 `;
 }
 
-export function commandHelp(name: CommandName): string {
-  const c = COMMANDS[name];
+export function commandHelp(commands: CommandTable, name: CommandName): string {
+  const c = commands[name];
   const flags = c.flags.length ? `\nFlags:\n${flagTable(c.flags)}\n` : '';
-  return `Usage: ${usageLine(name)}${c.flags.length > (c.required?.length ?? 0) ? ' [flags]' : ''}\n\n${wrap(c.details, '')}\n${flags}`;
+  return `Usage: ${usageLine(commands, name)}${c.flags.length > (c.required?.length ?? 0) ? ' [flags]' : ''}\n\n${wrap(c.details, '')}\n${flags}`;
 }
 
 /** `stretcher releases --dest PATH`: the command, its operands and the flags it cannot do without. */
-function usageLine(name: CommandName): string {
-  const c = COMMANDS[name];
+function usageLine(commands: CommandTable, name: CommandName): string {
+  const c = commands[name];
   const required = (c.required ?? []).map((k) => ` ${flagUsage(k)}`).join('');
   return `stretcher ${name}${c.operands ? ` ${c.operands}` : ''}${required}`;
 }

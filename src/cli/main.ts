@@ -25,7 +25,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 0;
   }
   if (values.help) {
-    process.stdout.write(command && command !== 'help' ? commandHelp(command) : generalHelp());
+    process.stdout.write(command && command !== 'help' ? commandHelp(COMMANDS, command) : generalHelp(COMMANDS));
     return 0;
   }
   const invocation: Invocation = { values, operands, spelled };
