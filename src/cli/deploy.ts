@@ -5,7 +5,7 @@ import { parseEvent, type DeployRequest } from '../event/parse.js';
 import { readStdin } from '../event/stdin.js';
 import { StateStore } from '../host/state.js';
 import { loadVerifyKeys } from '../manifest/signature.js';
-import { errorMessage } from '../shared/errors.js';
+import { errorCode, errorMessage } from '../shared/errors.js';
 import type { Location } from '../shared/location.js';
 import type { Log } from '../shared/log.js';
 import { redactUrl } from '../shared/redact.js';
@@ -127,6 +127,11 @@ export async function deployOptions(
   };
 }
 
+function failureCode(err: unknown): { error_code?: string } {
+  const code = errorCode(err);
+  return code ? { error_code: code } : {};
+}
+
 export async function recordOutcome(state: StateStore, outcome: DeployOutcome, eventId?: string): Promise<void> {
   const { manifest } = outcome;
   if (!manifest?.dest) return;
@@ -139,6 +144,6 @@ export async function recordOutcome(state: StateStore, outcome: DeployOutcome, e
     ...(eventId ? { event_id: eventId } : {}),
     ...(outcome.release ? { release: outcome.release } : {}),
     duration_ms: Math.round(outcome.durationMs),
-    ...(outcome.ok ? {} : { error: errorMessage(outcome.error) }),
+    ...(outcome.ok ? {} : { error: errorMessage(outcome.error), ...failureCode(outcome.error) }),
   });
 }

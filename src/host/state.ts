@@ -18,6 +18,8 @@ export interface DeployRecord {
   event_id?: string;
   duration_ms: number;
   error?: string;
+  /** The error's stable code (CHECKSUM_MISMATCH, COMMAND_FAILED...), for scripts; absent for a bug. */
+  error_code?: string;
   /** The last successful deploy, kept across failures: what hooks see as the previous version. */
   last_success?: { time: string; manifest_url: string; checksum?: string; release?: string };
 }

@@ -7,12 +7,9 @@ const IN_FLIGHT = 2;
 
 /**
  * Gathers the download's chunks (64 KiB from a socket) into fewer, larger writes to gunzip. Each write is a
- * round trip to libuv's pool and back, and on two busy cores every wake-up costs: 256 KiB writes made the
- * large benchmark deploy 7% faster than 64 KiB (10 alternated runs, median 1.055 s vs 1.14 s), and 1 MiB,
- * once gunzip emitted 1 MiB chunks too, 4% faster than 256 KiB (16 runs, 0.86 s vs 0.895 s; peak RSS
- * 105 MB vs 102.7 MB). The blocks are reused
- * once zlib has consumed them, so gathering adds no garbage for the GC to find: copying into a new buffer
- * each time was as fast and cost 2 MB more peak RSS.
+ * round trip to libuv's pool and back, and on two busy cores every wake-up costs, so 1 MiB blocks beat
+ * smaller ones (bench/RESULTS.md). The blocks are reused once zlib has consumed them, so gathering adds no
+ * garbage for the GC to find.
  */
 export class InflateInput {
   private block: Buffer | undefined;

@@ -34,9 +34,8 @@ function collector(): Collect | null {
  * garbage. Each socket read and each inflated chunk is a fresh ArrayBuffer whose memory is malloc'd
  * outside V8's heap; the young generation fills slowly, so V8 frees them only when their external total
  * forces a major GC, by which time ~25 MB have piled up and glibc has grown its heap to hold them. A
- * scavenge every 4 MiB lets each new buffer reuse a freed one: the large benchmark deploy peaked at 98 MB
- * instead of 120 MB, and was faster for it (8 alternated runs, median 0.925 s vs 0.97 s: fresh pages are
- * page faults).
+ * scavenge every 4 MiB lets each new buffer reuse a freed one, which lowers the peak and saves the page
+ * faults of fresh memory (bench/RESULTS.md has the figures).
  */
 export class Scavenger {
   private since = 0;

@@ -164,8 +164,8 @@ export class WriterPool {
 
   /**
    * Sends the batches worth sending, called after each chunk of input: a batch a quarter full, or any batch
-   * for a thread that has nothing left to write. Fewer, fuller messages: posting after every chunk took
-   * ~130 ms of the main thread's 1.3 s (--cpu-prof), and the large deploy 4% longer.
+   * for a thread that has nothing left to write. Fewer, fuller messages: each post costs the main thread
+   * time it needs for parsing.
    */
   flush(all = false): void {
     this.batches.forEach((batch, thread) => {
