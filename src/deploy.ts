@@ -6,6 +6,7 @@ import { hookEnv, type PreviousDeploy } from './hooks/env.js';
 import { runCommands } from './hooks/run.js';
 import { lockDest, type DestLock } from './host/lock.js';
 import { removeTree } from './host/remove-tree.js';
+import { checkTrustedDir } from './host/trust.js';
 import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
 import type { Manifest } from './manifest/types.js';
@@ -156,6 +157,8 @@ class DeployRun {
   /** Download, verify and unpack into a private staging tree; nothing at dest changes yet. */
   async stage(): Promise<void> {
     const { dest, archives } = this.target();
+    // The work directory (a zip's spool, verified layers) is made there, private and under a random name.
+    await checkTrustedDir(tmpdir(), `TMPDIR ${tmpdir()}`, { sticky: true });
     await removeDeadDebris(tmpdir(), WORK_DEBRIS, this.log);
     await recoverDebris(dest, this.log);
     this.workDir = await mkdtemp(path.join(tmpdir(), workDirPrefix()));

@@ -73,6 +73,7 @@ async function runDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, in
   try {
     location = parseSourceUrl(request.url);
     verifyKeys = await loadVerifyKeys(values.verifyKeys);
+    await state.open();
   } catch (err) {
     log.error(`deploy failed: ${errorMessage(err)}`);
     return deployExitStatus(err, env);
@@ -115,7 +116,8 @@ export async function deployOptions(
       maxEntries: values.maxUnpackEntries,
       flags: { bytes: spelled.maxUnpackBytes ?? '--max-unpack-size', entries: spelled.maxUnpackEntries ?? '--max-unpack-entries' },
     },
-    strategies: { rsync: { verbose: values.rsyncVerbose }, release: { force: values.force } },
+    // --rsync-verbose asks for rsync's own output: then the rsync program does the sync.
+    strategies: { rsync: { verbose: values.rsyncVerbose, program: spelled.rsyncVerbose !== undefined }, release: { force: values.force } },
     context: { cwd: process.cwd(), env, log, signal: signals.signal },
     cleanupSignal: signals.cleanupSignal,
     lock: { dir: await state.lockDir(), timeoutMs: values.lockTimeoutMs },

@@ -25,6 +25,7 @@ export async function watchCommand(inv: Invocation, env: NodeJS.ProcessEnv): Pro
   try {
     verifyKeys = await loadVerifyKeys(values.verifyKeys);
     url = parseSourceUrl(inv.operands[0] as string);
+    await state.open();
   } catch (err) {
     log.error(errorMessage(err));
     return 1;

@@ -20,8 +20,11 @@ export function urlKey(url: string): string {
   return createHash('sha256').update(url).digest('hex').slice(0, 16);
 }
 
-/** What a deploy makes beside dest: its staging tree (new), the tree it replaces (old), a symlink being switched (link). */
-export type SiblingKind = 'new' | 'old' | 'link';
+/**
+ * What a deploy makes beside dest: its staging tree (new), the tree it replaces (old), a symlink being
+ * switched (link), and what the sync takes out of dest on the way (custody).
+ */
+export type SiblingKind = 'new' | 'old' | 'link' | 'custody';
 
 /** `.app.stretcher-new-`: the prefix of dest's siblings of one kind; the pid and a random suffix follow. */
 export function siblingPrefix(dest: string, kind: SiblingKind): string {

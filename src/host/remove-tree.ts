@@ -1,19 +1,35 @@
 import { spawn } from 'node:child_process';
-import { lstat, rm } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
+import { StretcherError } from '../shared/errors.js';
 
 /**
- * Removes a tree that stretcher made: a staging tree, an old dest moved aside, a pruned release. `rm -rf`
- * is faster than fs.rm, which sends every unlink through libuv's pool, one round trip each
- * (bench/RESULTS.md), and it does not block the event loop as a synchronous walk would. fs.rm remains
- * where rm cannot run or fails.
+ * Removes a tree: a staging tree, an old dest moved aside, a pruned release, debris of a killed deploy.
+ * GNU `rm -rf` walks with openat() and never follows a symlink, even one swapped in while it works, and
+ * copes with trees deeper than PATH_MAX; node's fs.rm works by path and does neither, so it is not used.
+ * `--one-file-system` keeps it out of anything mounted inside the tree. A tree with read-only directories
+ * (which a non-root deploy may have unpacked) is made writable by its owner and removed again.
  */
 export async function removeTree(dir: string): Promise<void> {
   // Staging is usually gone by now (renamed into place): no process for nothing.
   if (!(await lstat(dir).catch(() => undefined))) return;
-  const removed = await new Promise<boolean>((resolve) => {
-    const child = spawn('rm', ['-rf', '--', dir], { stdio: 'ignore' });
-    child.on('error', () => resolve(false));
-    child.on('close', (code) => resolve(code === 0));
+  let failure = await run('rm', ['-rf', '--one-file-system', '--', dir]);
+  if (failure !== undefined && (await lstat(dir).catch(() => undefined))) {
+    // chmod -R does not follow symlinks it meets on the way (GNU chmod, without -L).
+    await run('chmod', ['-R', 'u+rwx', '--', dir]);
+    failure = await run('rm', ['-rf', '--one-file-system', '--', dir]);
+  }
+  if (failure !== undefined && (await lstat(dir).catch(() => undefined))) throw new StretcherError('SYNC_FAILED', `cannot remove ${dir}: ${failure}`);
+}
+
+/** Runs a coreutils program; undefined when it succeeded, else what it said. */
+function run(file: string, args: string[]): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let said = '';
+    child.stderr.on('data', (d: Buffer) => {
+      if (said.length < 2000) said += d.toString();
+    });
+    child.on('error', (err) => resolve(`${file}: ${err.message}`));
+    child.on('close', (code) => resolve(code === 0 ? undefined : said.trim().split('\n')[0] || `${file} exited with status ${code}`));
   });
-  if (!removed) await rm(dir, { recursive: true, force: true });
 }

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { errorMessage } from '../shared/errors.js';
+import { errorMessage, StretcherError } from '../shared/errors.js';
+import { checkRealFilesystem, makeDirs } from './dirs.js';
+import { checkTrustedDir, nearestExisting, untrustedBecause, UntrustedPathError } from './trust.js';
 import type { Log } from '../shared/log.js';
 import type { Validators } from '../transfer/sources/index.js';
 import { fallbackLockDir, STATE } from './paths.js';
@@ -41,7 +43,8 @@ const MAX_EVENT_IDS = 256;
 /**
  * What stretcher remembers between runs: the last deploy per dest and the Consul event IDs already
  * handled (consul watch re-sends its buffered events whenever it restarts). A state directory that cannot
- * be created (a non-root user, a read-only /var) is a warning, not a failed deploy.
+ * be created (a non-root user, a read-only /var) is a warning, not a failed deploy; one that another user
+ * could change (it holds the locks and the serials that stop replayed manifests) is refused.
  */
 export class StateStore {
   private usable: boolean | undefined;
@@ -51,23 +54,52 @@ export class StateStore {
     private readonly log: Log,
   ) {}
 
-  private async ready(): Promise<boolean> {
-    if (this.usable === undefined) {
-      try {
-        await mkdir(path.join(this.dir, STATE.deploys), { recursive: true, mode: 0o700 });
-        await mkdir(path.join(this.dir, STATE.watch), { recursive: true, mode: 0o700 });
-        this.usable = true;
-      } catch (err) {
-        this.log.warn(`state directory ${this.dir} is not usable (${errorMessage(err)}); set --state-dir or STRETCHER_STATE_DIR`);
-        this.usable = false;
-      }
+  /**
+   * Makes the directory ready, or says why it cannot be: false (and a warning) when it cannot be made or
+   * written; an error when it is in /proc or another user could change it.
+   */
+  async open(): Promise<boolean> {
+    if (this.usable !== undefined) return this.usable;
+    await checkRealFilesystem(this.dir, 'the state directory');
+    // Made by us in a sticky /tmp, it is ours: others cannot rename it, and one they made first is refused below.
+    await checkTrustedDir(await nearestExisting(this.dir), `the state directory ${this.dir}`, { sticky: true });
+    try {
+      await makeDirs(this.dir, 0o700);
+      await checkTrustedDir(this.dir, `the state directory ${this.dir}`);
+      for (const sub of [STATE.deploys, STATE.watch, STATE.locks]) await makeDirs(path.join(this.dir, sub), 0o700);
+      this.usable = true;
+    } catch (err) {
+      if (err instanceof StretcherError) throw err;
+      this.log.warn(`state directory ${this.dir} is not usable (${errorMessage(err)}); set --state-dir or STRETCHER_STATE_DIR`);
+      this.usable = false;
     }
     return this.usable;
   }
 
-  /** Locks live in the state directory, so every stretcher on the host finds them; else in TMPDIR. */
+  private ready(): Promise<boolean> {
+    return this.open();
+  }
+
+  /**
+   * Locks live in the state directory, so every stretcher on the host finds them; else in a directory of
+   * this user's in TMPDIR, which must be private: lock files are opened by path.
+   */
   async lockDir(): Promise<string> {
-    return (await this.ready()) ? path.join(this.dir, STATE.locks) : fallbackLockDir(tmpdir());
+    if (await this.ready()) return path.join(this.dir, STATE.locks);
+    const tmp = tmpdir();
+    await checkTrustedDir(tmp, `TMPDIR ${tmp}`, { sticky: true });
+    const dir = fallbackLockDir(tmp);
+    await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    const st = await lstat(dir);
+    if (!st.isDirectory() || st.uid !== (process.geteuid?.() ?? 0) || (st.mode & 0o077) !== 0) {
+      const what = st.isDirectory() ? `it ${untrustedBecause(st) ?? `has mode ${(st.mode & 0o7777).toString(8)}`}` : 'it is not a directory';
+      throw new UntrustedPathError(
+        `refusing the lock directory ${dir}: ${what}, and only a private directory of this user's may hold its locks; remove it, or set --state-dir to a directory this user can write`,
+      );
+    }
+    return dir;
   }
 
   async hasHandledEvent(id: string): Promise<boolean> {

@@ -28,9 +28,12 @@ export type ErrorCode =
   | 'SYNC_FAILED'
   | 'DEST_INVALID'
   | 'RELEASE_INVALID'
-  // The host: locks and state.
+  // The host: locks, state, and directories another user could change.
   | 'LOCK_FAILED'
-  | 'LOCK_TIMEOUT';
+  | 'LOCK_TIMEOUT'
+  | 'STATE_UNUSABLE'
+  | 'UNTRUSTED_PATH'
+  | 'REPLAYED_MANIFEST';
 
 /**
  * Every failure the user can cause or meet ends as a StretcherError. Its one-line rendering

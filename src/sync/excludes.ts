@@ -50,9 +50,9 @@ export function compileExclude(pattern: string): ExcludeRule {
     matches(rel, isDir) {
       if (withContents) {
         const parts = rel.split('/');
-        // The directory itself or anything below it.
-        for (let n = parts.length; n >= 1; n--) if (test(parts.slice(0, n).join('/'))) return true;
-        return false;
+        // Anything below the directory, or the directory itself ("dir/": a file of that name is not).
+        for (let n = parts.length - 1; n >= 1; n--) if (test(parts.slice(0, n).join('/'))) return true;
+        return isDir && test(rel);
       }
       if (dirOnly && !isDir) return false;
       return test(rel);
@@ -116,14 +116,19 @@ export async function walkExcluded(root: string, rules: readonly ExcludeRule[], 
   return count;
 }
 
+/** The manifest's excludes and the patterns of its exclude_from file (read from the unpacked tree), compiled. */
+export async function excludeRules(staging: string, excludes: readonly string[], excludeFrom: string | undefined): Promise<ExcludeRule[]> {
+  const patterns = [...excludes];
+  if (excludeFrom !== undefined) patterns.unshift(...(await readExcludeFrom(staging, excludeFrom)));
+  return patterns.map(compileExclude);
+}
+
 /**
  * Removes excluded entries from an unpacked tree (strategies that do not run rsync must not deploy them)
  * and returns the compiled rules, for carrying excluded files over from an old tree.
  */
 export async function pruneExcluded(staging: string, excludes: readonly string[], excludeFrom: string | undefined, log: Log, label: string): Promise<ExcludeRule[]> {
-  const patterns = [...excludes];
-  if (excludeFrom !== undefined) patterns.unshift(...(await readExcludeFrom(staging, excludeFrom)));
-  const rules = patterns.map(compileExclude);
+  const rules = await excludeRules(staging, excludes, excludeFrom);
   const pruned = await walkExcluded(staging, rules, (rel) => rm(path.join(staging, rel), { recursive: true, force: true }));
   if (pruned) log.info(`${label}: left out ${pruned} excluded archive entries`);
   return rules;

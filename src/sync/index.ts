@@ -17,9 +17,9 @@ export interface StrategyOptions {
 export function strategyFor(manifest: Manifest & { dest: string; identity: string }, options: StrategyOptions, log: Log): SyncStrategy {
   switch (manifest.syncStrategy) {
     case 'rsync':
-      return rsyncStrategy(options.rsync);
+      return rsyncStrategy(manifest.dest, options.rsync);
     case 'mv':
-      return mvStrategy;
+      return mvStrategy(manifest.dest);
     case 'release':
       return releaseStrategy(manifest, options.release, log);
   }

@@ -168,14 +168,31 @@ test('failure: extraction fails -> pre not run (unpacking precedes it), failure 
   assert.deepEqual(s.leftovers(), []);
 });
 
-test('failure: sync fails -> failure commands run, no temp files left', async (t) => {
+test('failure: a dest whose parent is missing is found before anything runs; failure commands run', async (t) => {
   const s = new Scenario(t);
   const lines = s.archive(tar([{ path: 'a' }])).replace(`dest: ${s.dest}`, `dest: ${s.root}/no/such/parent/app`);
   s.manifest(`${lines}${recorder(s.out)}`);
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 1);
+  assert.equal(read(`${s.out}/order`), 'failure\n');
+  assert.match(read(`${s.out}/failure.error`), /the parent directory of dest, \S+\/no\/such\/parent, does not exist \(stretcher creates dest, not its parents: mkdir -p /);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('failure: sync fails after pre -> failure commands run, dest as it was, no temp files left', async (t) => {
+  const s = new Scenario(t);
+  // dest keeps an excluded log/ with a file in it, and the archive has a file named log: rsync cannot make
+  // way for it either ("could not make way for new regular file").
+  mkdirSync(path.join(s.dest, 'log'), { recursive: true });
+  writeFileSync(path.join(s.dest, 'log', 'app.log'), 'kept');
+  writeFileSync(path.join(s.dest, 'old'), 'v1');
+  s.manifest(`${s.archive(tar([{ path: 'log', body: 'a file' }, { path: 'new' }]))}excludes: ["log/***"]\n${recorder(s.out)}`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1);
   assert.equal(read(`${s.out}/order`), 'pre\nfailure\n');
-  assert.match(read(`${s.out}/failure.error`), /sync to \S+ failed: rsync exited with status \d+/);
+  assert.match(read(`${s.out}/failure.error`), /sync to \S+ failed: cannot replace log in dest with the archive's entry: excluded entries are kept there/);
+  assert.equal(readFileSync(path.join(s.dest, 'log', 'app.log'), 'utf8'), 'kept');
+  assert.equal(readFileSync(path.join(s.dest, 'old'), 'utf8'), 'v1', 'the conflict is found before anything at dest changes');
   assert.deepEqual(s.leftovers(), []);
 });
 
@@ -262,6 +279,6 @@ test('failure: a machine problem (an unusable TMPDIR) is one clear error line, n
   assert.equal(r.code, 1);
   const errors = r.stderr.split('\n').filter((l) => / ERROR: /.test(l));
   assert.deepEqual(errors.length, 1, r.stderr);
-  assert.match(errors[0] as string, /deploy failed: ENOENT: no such file or directory, mkdtemp/);
+  assert.match(errors[0] as string, /deploy failed: cannot use TMPDIR \S+\/no\/such\/tmp: it does not exist$/);
   assert.equal(read(`${s.out}/order`), 'failure\n');
 });

@@ -76,18 +76,23 @@ for (const strategy of ['rsync', 'mv'] as const) {
   });
 }
 
-test("rsync: the argv is Go stretcher's, and rsync-verbose replaces -v", async (t) => {
+test("rsync: with --rsync-verbose the rsync program runs, with Go stretcher's argv and --checksum; the flag replaces -v", async (t) => {
   const s = new Scenario(t);
   mkdirSync(s.dest);
   writeFileSync(path.join(s.dest, 'old'), 'old');
   s.manifest(`${s.archive(REFERENCE)}exclude_from: exclude.txt\nexcludes: ["*.sock"]\n`);
-  const r = await s.run(`${s.root}/manifest.yml`);
+  const merged = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(merged.code, 0, merged.stderr);
+  assert.match(merged.stderr, /sync: \S+\/app updated in \S+: 3 added, 0 replaced, 1 removed, 0 already as in the archive/);
+  assert.doesNotMatch(merged.stderr, /rsync -a/, 'without the flag, stretcher merges the tree itself');
+  writeFileSync(path.join(s.dest, 'old'), 'old');
+  const r = await s.run(`${s.root}/manifest.yml`, { args: ['--rsync-verbose=-v'] });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /rsync -a --delete -v --exclude-from \S+\/exclude\.txt --exclude \*\.sock \S+\/ \S+\/app\//);
+  assert.match(r.stderr, /rsync -a --delete --checksum -v --exclude-from \S+\/exclude\.txt --exclude \*\.sock \S+\/ \S+\/app\//);
   assert.match(r.stderr, /sending incremental file list/);
   const quiet = await s.run(`${s.root}/manifest.yml`, { args: ['-rsync-verbose', ''] });
   assert.equal(quiet.code, 0, quiet.stderr);
-  assert.match(quiet.stderr, /rsync -a --delete --exclude-from/);
+  assert.match(quiet.stderr, /rsync -a --delete --checksum --exclude-from/);
   assert.doesNotMatch(quiet.stderr, /sending incremental file list/);
   const stats = await s.run(`${s.root}/manifest.yml`, { args: ['--rsync-verbose=--stats'] });
   assert.match(stats.stderr, /Number of files: /);
@@ -133,7 +138,7 @@ test('mv: a dest that is a symlink is refused and left as it was', async (t) => 
   s.manifest(`${s.archive(tar([{ path: 'a' }]))}sync_strategy: mv\n`);
   const r = await s.run(`${s.root}/manifest.yml`);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /dest \S+ is a symlink; the mv strategy replaces directories only/);
+  assert.match(r.stderr, /dest \S+ is a symlink \(to \S+\/real\); the mv strategy deploys into a real directory: point dest at the directory itself, or use sync_strategy: release/);
   assert.ok(lstatSync(s.dest).isSymbolicLink());
   assert.deepEqual(s.leftovers(), []);
 });
@@ -158,17 +163,17 @@ test('rsync into an absent or empty dest moves the unpacked tree into place: sam
   assert.equal(mode(s.dest), 0o711);
   assert.equal(statSync(path.join(s.dest, 'bar')).mtimeMs, Date.parse('2014-11-17T11:22:33Z'));
   assert.deepEqual(s.leftovers(), []);
-  // An empty directory counts as empty too; anything in it means a real rsync.
+  // An empty directory counts as empty too; anything in it means a merge.
   const again = await s.run(`${s.root}/manifest.yml`);
-  assert.match(again.stderr, /rsync -a --delete -v --exclude baz/);
+  assert.match(again.stderr, /sync: \S+ updated in \S+: 0 added, 0 replaced, 0 removed, 2 already as in the archive/);
 });
 
-test('rsync into an empty dest that is a mount point copies with rsync (the directory cannot be replaced)', async (t) => {
+test('rsync into an empty dest that is a mount point merges into it (the directory cannot be replaced)', async (t) => {
   const s = new Scenario(t);
   mkdirSync(s.dest);
   const { execFileSync } = await import('node:child_process');
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', s.dest], { stdio: 'ignore' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'tmpfs', s.dest], { stdio: 'ignore' });
   } catch {
     t.skip('mounting a tmpfs needs root');
     return;
@@ -178,8 +183,13 @@ test('rsync into an empty dest that is a mount point copies with rsync (the dire
     s.manifest(s.archive(REFERENCE));
     const r = await s.run(`${s.root}/manifest.yml`);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /rsync -a --delete -v/);
+    assert.match(r.stderr, /sync: \S+ updated in \S+: 3 added/);
     assert.deepEqual(listTree(s.dest), ['bar', 'exclude.txt', 'foo/', 'foo/baz']);
+    // A world-writable mount point would have to be replaced whole, and cannot be: refused, and said why.
+    execFileSync('chmod', ['1777', s.dest]);
+    const refused = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /refusing to deploy to \S+: it is a mount point and is writable by everyone, mode 1777, so another user could swap what stretcher works on in it/);
     assert.deepEqual(s.leftovers(), []);
   } finally {
     execFileSync('umount', [s.dest]);

@@ -129,7 +129,10 @@ test('release: a dest that is a real directory is refused with migration advice,
   writeFileSync(path.join(s.current, 'precious'), 'x');
   const r = await s.run(version(s, 'v1'));
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /dest \S+current is a real directory; the release strategy needs dest to be a symlink it can switch\. To migrate: move it into \S+releases\/ \(mkdir -p/);
+  assert.match(
+    r.stderr,
+    /dest \S+current is a real directory; the release strategy needs dest to be a symlink it can switch, and never deletes a directory\. To migrate: move it away \(mv \S+current \S+current\.before-releases\) and deploy again/,
+  );
   assert.deepEqual(listTree(s.current), ['precious']);
   assert.deepEqual(s.leftovers(), []);
 });

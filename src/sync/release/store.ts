@@ -4,6 +4,7 @@ import path from 'node:path';
 import { StretcherError } from '../../shared/errors.js';
 import { siblingPrefix } from '../../host/paths.js';
 import { removeTree } from '../../host/remove-tree.js';
+import { checkTrustedDir, nearestExisting } from '../../host/trust.js';
 
 export interface ReleaseInfo {
   id: string;
@@ -46,13 +47,13 @@ export class ReleaseStore {
   /** dest must be a symlink or absent: a real directory is never deleted or replaced. */
   async checkDest(): Promise<void> {
     const st = await lstat(this.dest).catch(() => undefined);
-    if (st && !st.isSymbolicLink()) {
-      const kind = st.isDirectory() ? 'a real directory' : 'not a symlink';
+    if (st?.isDirectory()) {
       throw new StretcherError(
         'DEST_INVALID',
-        `dest ${this.dest} is ${kind}; the release strategy needs dest to be a symlink it can switch. To migrate: move it into ${this.dir}/ (mkdir -p ${this.dir} && mv ${this.dest} ${this.dir}/initial && ln -s ${this.dir}/initial ${this.dest}), or point dest at a new path`,
+        `dest ${this.dest} is a real directory; the release strategy needs dest to be a symlink it can switch, and never deletes a directory. To migrate: move it away (mv ${this.dest} ${this.dest}.before-releases) and deploy again, which creates the symlink; or point dest at a new path`,
       );
     }
+    if (st && !st.isSymbolicLink()) throw new StretcherError('DEST_INVALID', `dest ${this.dest} is not a symlink; the release strategy needs dest to be a symlink it can switch, or absent`);
   }
 
   newId(checksumHex: string, now = new Date()): string {
@@ -91,9 +92,20 @@ export class ReleaseStore {
     };
   }
 
+  /**
+   * The sidecar, written to a new private file (O_EXCL: never through anything already there) and renamed
+   * over the old one, so that a crash leaves a whole sidecar or none.
+   */
   async writeMeta(id: string, checksum: string, manifestUrl: string): Promise<void> {
     const meta: ReleaseMeta = { id, checksum, time: new Date().toISOString(), manifest_url: manifestUrl };
-    await writeFile(this.metaPath(id), `${JSON.stringify(meta, null, 2)}\n`);
+    const tmp = `${this.metaPath(id)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, `${JSON.stringify(meta, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+      await rename(tmp, this.metaPath(id));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
   }
 
   /** The release dest points at now, if it points into this store. */
@@ -142,8 +154,14 @@ export class ReleaseStore {
     return excess;
   }
 
+  /**
+   * releases_dir, made if missing. Releases, their sidecars and staging trees are made in it by path, so
+   * it (or, before it exists, its nearest existing parent) must be a directory nobody else can change.
+   */
   async ensureDir(): Promise<void> {
+    await checkTrustedDir(await nearestExisting(this.dir), `releases_dir ${this.dir}`, { sticky: true });
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    await checkTrustedDir(this.dir, `releases_dir ${this.dir}`);
   }
 
   private metaPath(id: string): string {

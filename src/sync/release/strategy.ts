@@ -5,6 +5,7 @@ import type { Log } from '../../shared/log.js';
 import type { Manifest } from '../../manifest/types.js';
 import { releaseStagingPrefix, STAGING_DEBRIS } from '../../host/paths.js';
 import { removeDeadDebris } from '../debris.js';
+import { checkDestination } from '../destination.js';
 import { pruneExcluded } from '../excludes.js';
 import type { PostFailure, SyncStrategy } from '../types.js';
 import { ReleaseStore } from './store.js';
@@ -38,6 +39,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
   return {
     name: 'release',
     async prepare() {
+      await checkDestination(manifest.dest, 'symlink', 'release');
       await store.checkDest();
       previous = await store.current();
       if (previous && !opts.force && manifest.identity.startsWith((await store.info(previous)).checksum)) {

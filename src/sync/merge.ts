@@ -1,0 +1,273 @@
+import type { Dirent, Stats } from 'node:fs';
+import { chmod, lchown, lstat, lutimes, mkdir, open, readdir, readlink, rename, rmdir, unlink, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { removeTree } from '../host/remove-tree.js';
+import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
+import type { Log } from '../shared/log.js';
+import { Carrier, Custody, conflict } from './carry.js';
+import { isExcluded, type ExcludeRule } from './excludes.js';
+
+export interface MergeOptions {
+  rules: readonly ExcludeRule[];
+  log: Log;
+  /** A private directory on dest's filesystem, for what is taken out of dest on the way. */
+  custody: string;
+  /** Running as root: owners come from the staged tree, as rsync -a gives them. */
+  keepOwners: boolean;
+  /** Names at dest's top that are not part of it (this deploy's own directories, in a mount point). */
+  ignore?: ReadonlySet<string>;
+}
+
+export interface Merged {
+  /** Entries that were new, replaced, removed, or already as the archive has them (content compared). */
+  added: number;
+  replaced: number;
+  removed: number;
+  unchanged: number;
+}
+
+/** The attributes rsync -a gives an entry, captured from staging before anything is moved out of it. */
+interface Attributes {
+  mode: number;
+  uid: number;
+  gid: number;
+  atime: Date;
+  mtime: Date;
+}
+
+/**
+ * Makes `dest` exactly what `rsync -a --delete --checksum [--exclude ...] staging/ dest/` makes it, by
+ * renaming the staged entries into it instead of copying them: a file whose content is already in dest
+ * stays (its attributes updated), every other one is replaced atomically by a rename, as rsync's
+ * temp-and-rename does; what the archive does not have goes, unless it is excluded. Content is compared,
+ * not size and mtime, so a reproducible build's changed file is never skipped.
+ *
+ * Safety: dest's parent is trusted (sync/destination.ts). Every directory merged into is one nobody else
+ * can change; a directory of dest that another user can write is never walked into: it is replaced
+ * whole, its excluded entries carried into its replacement in private first (carry.ts).
+ */
+export async function mergeInto(staging: string, dest: string, opts: MergeOptions): Promise<Merged> {
+  // The one way a merge can fail half-way through is found first, while dest is still as it was.
+  const blocked = await findConflict(staging, dest, '', opts.rules);
+  if (blocked) throw conflict(blocked);
+  const merger = new Merger(opts);
+  const root = attributesOf(await lstat(staging));
+  const destStat = await lstat(dest);
+  if (isTrustedDir(destStat)) await merger.mergeDir(staging, dest, '', opts.ignore);
+  else {
+    await merger.replaceDir(staging, dest, '').catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EBUSY') throw err;
+      throw new UntrustedPathError(
+        `refusing to sync into ${dest}: it ${untrustedBecause(destStat)}, so it must be replaced whole, and it cannot be (it is a mount point): make it root-owned and not writable by group or others (chown root ${dest} && chmod go-w ${dest})`,
+      );
+    });
+  }
+  // rsync -a with staging/ gives dest itself staging's attributes (dest_mode among them).
+  await merger.apply(dest, root);
+  return merger.counts;
+}
+
+class Merger {
+  readonly counts: Merged = { added: 0, replaced: 0, removed: 0, unchanged: 0 };
+  private readonly custody: Custody;
+
+  constructor(private readonly opts: MergeOptions) {
+    this.custody = new Custody(opts.custody);
+  }
+
+  private excluded(rel: string, isDir: boolean): boolean {
+    return this.opts.rules.length > 0 && isExcluded(this.opts.rules, rel, isDir);
+  }
+
+  /** Merges staged `s` into `d`, a directory nobody else can change; then d gets s's attributes. */
+  async mergeDir(s: string, d: string, rel: string, ignore?: ReadonlySet<string>): Promise<void> {
+    // What the archive has but excludes is not sent: for dest, as if the archive did not have it.
+    const staged = new Map((await readdir(s, { withFileTypes: true })).filter((e) => !this.excluded(join(rel, e.name), e.isDirectory())).map((e) => [e.name, e] as const));
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      if (staged.has(e.name) || ignore?.has(e.name)) continue;
+      const relEntry = join(rel, e.name);
+      if (!this.excluded(relEntry, e.isDirectory())) await this.remove(d, e, relEntry);
+    }
+    for (const [name, e] of staged) {
+      const relEntry = join(rel, name);
+      const from = path.join(s, name);
+      const src = await lstat(from);
+      const to = path.join(d, name);
+      const dst = await lstat(to).catch(() => undefined);
+      if (!dst) {
+        if (src.isDirectory()) await this.prune(from, relEntry);
+        await rename(from, to);
+        this.counts.added++;
+      } else if (src.isDirectory() && dst.isDirectory()) {
+        const attributes = attributesOf(src);
+        if (isTrustedDir(dst)) await this.mergeDir(from, to, relEntry);
+        else await this.replaceDir(from, to, relEntry);
+        await this.apply(to, attributes);
+      } else if (await same(from, src, to, dst)) {
+        await this.apply(to, attributesOf(src), src.isSymbolicLink());
+        this.counts.unchanged++;
+      } else {
+        // A rename replaces a file or symlink atomically, but not a directory with a file, nor the reverse.
+        if (dst.isDirectory()) await this.removeForReplacement(d, e, relEntry);
+        else if (src.isDirectory()) await unlink(to);
+        if (src.isDirectory()) await this.prune(from, relEntry);
+        await rename(from, to);
+        this.counts.replaced++;
+      }
+    }
+  }
+
+  /**
+   * Replaces `d`, a directory another user can write, with staged `s` whole: d goes into custody (its
+   * place, in a directory nobody else can change, cannot be swapped), its excluded entries are carried
+   * into s while s is still private, and s is renamed into d's place.
+   */
+  async replaceDir(s: string, d: string, rel: string): Promise<void> {
+    // What the archive has but excludes is not deployed: taken out of the staged tree while it is private.
+    await this.prune(s, rel);
+    const held = this.custody.place('replaced');
+    await rename(d, held);
+    const carrier = new Carrier(this.opts.rules, this.custody, this.opts.keepOwners);
+    try {
+      await carrier.carryInto(held, s, rel);
+      await rename(s, d);
+    } catch (err) {
+      await carrier.undo();
+      await rename(held, d).catch(() => {});
+      throw err;
+    }
+    this.counts.replaced++;
+  }
+
+  /** Removes the excluded entries of a staged (private) tree whose path in the tree is `rel`. */
+  private async prune(s: string, rel: string): Promise<void> {
+    if (this.opts.rules.length === 0) return;
+    const before = await lstat(s);
+    let removed = false;
+    for (const e of await readdir(s, { withFileTypes: true })) {
+      const relEntry = join(rel, e.name);
+      const abs = path.join(s, e.name);
+      if (this.excluded(relEntry, e.isDirectory())) {
+        await removeTree(abs);
+        removed = true;
+      } else if (e.isDirectory()) await this.prune(abs, relEntry);
+    }
+    // The directory keeps the archive's mtime, as rsync gives it.
+    if (removed) await utimes(s, before.atime, before.mtime);
+  }
+
+  /** Removes an entry of dest that the archive does not have, keeping what is excluded below it. */
+  private async remove(d: string, e: Dirent, rel: string): Promise<void> {
+    const abs = path.join(d, e.name);
+    const st = await lstat(abs);
+    this.counts.removed++;
+    if (!st.isDirectory()) return unlink(abs);
+    if (this.opts.rules.length === 0) return removeTree(abs);
+    if (isTrustedDir(st)) {
+      for (const child of await readdir(abs, { withFileTypes: true })) {
+        const relChild = join(rel, child.name);
+        if (!this.excluded(relChild, child.isDirectory())) await this.remove(abs, child, relChild);
+      }
+      // Kept when something excluded is still in it, as rsync keeps it.
+      await rmdir(abs).catch(() => {});
+      return;
+    }
+    // Another user can write it: taken out whole, what is excluded in it put back through a private copy.
+    const held = this.custody.place('removed');
+    await rename(abs, held);
+    const kept = this.custody.place('kept');
+    await mkdir(kept, { mode: 0o700 });
+    const carrier = new Carrier(this.opts.rules, this.custody, this.opts.keepOwners);
+    await carrier.carryInto(held, kept, rel);
+    if (carrier.carried === 0) return;
+    await this.apply(kept, attributesOf(st));
+    await rename(kept, abs);
+  }
+
+  /** A directory in dest where the archive has a file: it goes, unless something excluded is in it. */
+  private async removeForReplacement(d: string, e: Dirent, rel: string): Promise<void> {
+    await this.remove(d, e, rel);
+    this.counts.removed--;
+    if (await lstat(path.join(d, e.name)).catch(() => undefined)) {
+      throw conflict(rel);
+    }
+  }
+
+  /** Gives an entry of dest (in a directory nobody else can change) the attributes rsync -a would. */
+  async apply(abs: string, a: Attributes, symlink = false): Promise<void> {
+    const st = await lstat(abs);
+    const chown = this.opts.keepOwners && (st.uid !== a.uid || st.gid !== a.gid);
+    if (chown) await lchown(abs, a.uid, a.gid);
+    if (symlink) {
+      if (st.mtimeMs !== a.mtime.getTime()) await lutimes(abs, a.atime, a.mtime);
+      return;
+    }
+    // chown clears setuid bits: the mode goes after it.
+    if (chown || (st.mode & 0o7777) !== (a.mode & 0o7777)) await chmod(abs, a.mode & 0o7777);
+    if (st.mtimeMs !== a.mtime.getTime()) await utimes(abs, a.atime, a.mtime);
+  }
+}
+
+/**
+ * Where the archive has a file (or symlink) and dest a directory that keeps excluded entries: rsync
+ * cannot make way there ("could not make way for new regular file"), and neither can the merge. Read
+ * only: a directory another user can write may lie to this walk, but then the merge itself stops there.
+ */
+async function findConflict(staging: string, dest: string, rel: string, rules: readonly ExcludeRule[]): Promise<string | undefined> {
+  if (rules.length === 0) return undefined;
+  for (const e of await readdir(staging, { withFileTypes: true })) {
+    const relEntry = join(rel, e.name);
+    if (isExcluded(rules, relEntry, e.isDirectory())) continue;
+    const there = await lstat(path.join(dest, e.name)).catch(() => undefined);
+    if (!there?.isDirectory()) continue;
+    if (e.isDirectory()) {
+      const inner = await findConflict(path.join(staging, e.name), path.join(dest, e.name), relEntry, rules);
+      if (inner) return inner;
+    } else if (await keepsExcluded(path.join(dest, e.name), relEntry, rules)) return relEntry;
+  }
+  return undefined;
+}
+
+/** Whether a directory of dest holds (or is) an excluded entry that a deletion of it would keep. */
+async function keepsExcluded(dir: string, rel: string, rules: readonly ExcludeRule[]): Promise<boolean> {
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const relEntry = join(rel, e.name);
+    if (isExcluded(rules, relEntry, e.isDirectory())) return true;
+    if (e.isDirectory() && (await keepsExcluded(path.join(dir, e.name), relEntry, rules))) return true;
+  }
+  return false;
+}
+
+function attributesOf(st: Stats): Attributes {
+  return { mode: st.mode, uid: st.uid, gid: st.gid, atime: st.atime, mtime: st.mtime };
+}
+
+function join(rel: string, name: string): string {
+  return rel ? `${rel}/${name}` : name;
+}
+
+/** Whether dest already has the staged entry: the same type and content (a symlink's target). */
+async function same(from: string, src: Stats, to: string, dst: Stats): Promise<boolean> {
+  if (src.isSymbolicLink() && dst.isSymbolicLink()) return (await readlink(from)) === (await readlink(to));
+  if (!src.isFile() || !dst.isFile() || src.size !== dst.size) return false;
+  return sameContent(from, to, src.size);
+}
+
+const CHUNK = 256 * 1024;
+
+async function sameContent(a: string, b: string, size: number): Promise<boolean> {
+  if (size === 0) return true;
+  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
+  try {
+    const ba = Buffer.allocUnsafe(Math.min(CHUNK, size));
+    const bb = Buffer.allocUnsafe(ba.length);
+    for (let pos = 0; pos < size; ) {
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, ba.length, pos), fb.read(bb, 0, bb.length, pos)]);
+      if (ra.bytesRead === 0 || ra.bytesRead !== rb.bytesRead || !ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+      pos += ra.bytesRead;
+    }
+    return true;
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
+}
