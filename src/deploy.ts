@@ -7,6 +7,7 @@ import { runCommands } from './hooks/run.js';
 import { lockDest, type DestLock } from './host/lock.js';
 import { removeTree } from './host/remove-tree.js';
 import { checkTrustedDir } from './host/trust.js';
+import { checkBinding, ReplayError } from './manifest/binding.js';
 import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
 import type { Manifest } from './manifest/types.js';
@@ -35,6 +36,8 @@ export interface DeployOptions {
   verifyKeys: readonly KeyObject[];
   /** The last successful deploy to a dest, from the state directory (hooks see it as "previous"). */
   previousDeploy: (dest: string) => Promise<PreviousDeploy | undefined>;
+  /** Whether the state directory can record serials: without it, a signed deploy is refused. */
+  serialsRecorded: boolean;
 }
 
 export interface DeployOutcome {
@@ -125,10 +128,16 @@ class DeployRun {
     this.log.info(`loading manifest ${this.location}`);
     const loaded = await loadManifest(this.location, this.transfer, this.opts.verifyKeys, prefetched);
     const { manifest } = loaded;
+    const previous = manifest.dest ? await this.opts.previousDeploy(manifest.dest) : undefined;
+    // Before anything in a signed manifest is believed, its failure commands included.
+    if (this.opts.verifyKeys.length) {
+      if (!this.opts.serialsRecorded)
+        throw new ReplayError(`cannot check signed manifest ${this.location} against replays: the state directory cannot record serials; fix --state-dir (or STRETCHER_STATE_DIR)`);
+      checkBinding(manifest, this.location, previous?.highestSerial);
+    }
     this.manifest = manifest;
     for (const w of loaded.warnings) this.log.warn(w);
     this.failureCommands = manifest.commands.failure;
-    const previous = manifest.dest ? await this.opts.previousDeploy(manifest.dest) : undefined;
     this.env = hookEnv(this.opts.context.env, manifest, previous);
   }
 
@@ -238,7 +247,8 @@ class DeployRun {
       this.log.error(`this is a bug in stretcher; please report it with this log: ${errorMessage((this.error as Error)?.stack ?? String(this.error))}`);
     }
     if (this.failureCommands.length) {
-      const env = { ...this.env, STRETCHER_ERROR: message, ...(this.rolledBack ? { STRETCHER_ROLLED_BACK: '1' } : {}) };
+      // A token a template spliced into a failed command line must not reach the failure commands either.
+      const env = { ...this.env, STRETCHER_ERROR: this.log.redactor.text(message), ...(this.rolledBack ? { STRETCHER_ROLLED_BACK: '1' } : {}) };
       try {
         await runCommands(this.failureCommands, 'failure', { ...this.commandContext(env), signal: this.opts.cleanupSignal, input: this.log.text() });
       } catch (err) {

@@ -5,7 +5,8 @@ import { parseEvent, type DeployRequest } from '../event/parse.js';
 import { readStdin } from '../event/stdin.js';
 import { StateStore } from '../host/state.js';
 import { loadVerifyKeys } from '../manifest/signature.js';
-import { errorCode, errorMessage } from '../shared/errors.js';
+import path from 'node:path';
+import { errorCode, errorMessage, StretcherError } from '../shared/errors.js';
 import type { Location } from '../shared/location.js';
 import type { Log } from '../shared/log.js';
 import { redactUrl } from '../shared/redact.js';
@@ -13,6 +14,7 @@ import { USER_AGENT, VERSION } from '../shared/version.js';
 import { parseSourceUrl } from '../transfer/sources/index.js';
 import { deployExitStatus, underConsul } from './exit.js';
 import type { FlagValues, Invocation } from './flags.js';
+import { operandUrl } from './operand.js';
 import { commandLog } from './output.js';
 import { installSignals, type Signals } from './signals.js';
 
@@ -71,7 +73,7 @@ async function runDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, in
   let verifyKeys: KeyObject[];
   let location: Location;
   try {
-    location = parseSourceUrl(request.url);
+    location = request.origin === 'the command line' ? operandUrl(request.url) : eventUrl(request.url);
     verifyKeys = await loadVerifyKeys(values.verifyKeys);
     await state.open();
   } catch (err) {
@@ -87,6 +89,19 @@ async function runDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, in
   await recordOutcome(state, outcome, request.eventId);
   if (!outcome.ok && underConsul(env)) log.info('exiting 0 despite the failure: consul watch stops watching when its handler fails');
   return deployExitStatus(outcome.ok ? undefined : outcome.error, env);
+}
+
+/**
+ * A URL that arrived on stdin (a Consul or Serf event, a pipe): a relative path there would mean the
+ * handler's working directory, which nobody chose, so it is refused with the URL that was probably meant.
+ */
+function eventUrl(text: string): Location {
+  try {
+    return parseSourceUrl(text);
+  } catch (err) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(text)) throw err;
+    throw new StretcherError('URL_INVALID', `${JSON.stringify(text)} is not a URL; a manifest URL on stdin must be absolute: file://${path.resolve(text)}, s3://..., https://...`);
+  }
 }
 
 export function transferSettings(values: FlagValues): DeployOptions['transfer'] {
@@ -123,9 +138,15 @@ export async function deployOptions(
     lock: { dir: await state.lockDir(), timeoutMs: values.lockTimeoutMs },
     verifyKeys,
     previousDeploy: async (dest) => {
-      const last = (await state.lastDeploy(dest))?.last_success;
-      return last ? { manifestUrl: last.manifest_url, ...(last.checksum ? { checksum: last.checksum } : {}) } : undefined;
+      const record = await state.lastDeploy(dest);
+      const last = record?.last_success;
+      return {
+        ...(last ? { manifestUrl: last.manifest_url } : {}),
+        ...(last?.checksum ? { checksum: last.checksum } : {}),
+        ...(record?.highest_serial !== undefined ? { highestSerial: record.highest_serial } : {}),
+      };
     },
+    serialsRecorded: state.recordable,
   };
 }
 
@@ -143,6 +164,7 @@ export async function recordOutcome(state: StateStore, outcome: DeployOutcome, e
     result: outcome.ok ? 'success' : 'failure',
     manifest_url: manifest.url.shown,
     ...(manifest.identity ? { checksum: manifest.identity } : {}),
+    ...(manifest.binding.serial !== undefined ? { serial: manifest.binding.serial } : {}),
     ...(eventId ? { event_id: eventId } : {}),
     ...(outcome.release ? { release: outcome.release } : {}),
     duration_ms: Math.round(outcome.durationMs),

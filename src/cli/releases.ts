@@ -1,10 +1,10 @@
-import path from 'node:path';
+import { normalDest } from '../shared/dest.js';
 import { ReleaseStore } from '../sync/release/store.js';
 import type { Invocation } from './flags.js';
 
 /** `stretcher releases --dest PATH [--json]`: every release, the current and previous marked. */
 export async function releasesCommand({ values: opts }: Invocation): Promise<number> {
-  const store = ReleaseStore.forDest(path.resolve(opts.dest as string), opts.releasesDir);
+  const store = ReleaseStore.forDest(normalDest(opts.dest as string), opts.releasesDir);
   const releases = await store.list();
   const current = await store.current();
   const previous = await store.previous(current);

@@ -1,5 +1,5 @@
-import path from 'node:path';
 import { type DestLock, lockDest } from '../host/lock.js';
+import { normalDest } from '../shared/dest.js';
 import { StateStore } from '../host/state.js';
 import { errorMessage } from '../shared/errors.js';
 import { ReleaseStore } from '../sync/release/store.js';
@@ -14,7 +14,7 @@ import { installSignals } from './signals.js';
 export async function rollbackCommand({ values: opts }: Invocation, env: NodeJS.ProcessEnv): Promise<number> {
   const log = commandLog(opts, env);
   const state = new StateStore(opts.stateDir, log);
-  const store = ReleaseStore.forDest(path.resolve(opts.dest as string), opts.releasesDir);
+  const store = ReleaseStore.forDest(normalDest(opts.dest as string), opts.releasesDir);
   const started = performance.now();
   let lock: DestLock | undefined;
   try {

@@ -4,9 +4,9 @@ import { StateStore } from '../host/state.js';
 import { loadVerifyKeys } from '../manifest/signature.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Location } from '../shared/location.js';
-import { parseSourceUrl } from '../transfer/sources/index.js';
 import { watch } from '../watch.js';
 import { deployOptions, recordOutcome, transferSettings } from './deploy.js';
+import { operandUrl } from './operand.js';
 import { commandLog } from './output.js';
 import type { Invocation } from './flags.js';
 import { installSignals } from './signals.js';
@@ -24,7 +24,7 @@ export async function watchCommand(inv: Invocation, env: NodeJS.ProcessEnv): Pro
   let url: Location;
   try {
     verifyKeys = await loadVerifyKeys(values.verifyKeys);
-    url = parseSourceUrl(inv.operands[0] as string);
+    url = operandUrl(inv.operands[0] as string);
     await state.open();
   } catch (err) {
     log.error(errorMessage(err));

@@ -4,6 +4,8 @@ import type { Manifest } from '../manifest/types.js';
 export interface PreviousDeploy {
   checksum?: string;
   manifestUrl?: string;
+  /** The highest serial of a signed manifest deployed to this dest. */
+  highestSerial?: number;
 }
 
 /**

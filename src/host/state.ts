@@ -24,6 +24,9 @@ export interface DeployRecord {
   error_code?: string;
   /** The last successful deploy, kept across failures: what hooks see as the previous version. */
   last_success?: { time: string; manifest_url: string; checksum?: string; release?: string };
+  /** A signed manifest's serial (--verify-key), and the highest one deployed successfully to this dest. */
+  serial?: number;
+  highest_serial?: number;
 }
 
 /** What `stretcher watch` remembers about a URL between polls and across restarts. */
@@ -61,8 +64,10 @@ export class StateStore {
   async open(): Promise<boolean> {
     if (this.usable !== undefined) return this.usable;
     await checkRealFilesystem(this.dir, 'the state directory');
+    const nearest = await nearestExisting(this.dir);
+    if (!(await lstat(nearest)).isDirectory()) return this.unusable(`${nearest} is not a directory`);
     // Made by us in a sticky /tmp, it is ours: others cannot rename it, and one they made first is refused below.
-    await checkTrustedDir(await nearestExisting(this.dir), `the state directory ${this.dir}`, { sticky: true });
+    await checkTrustedDir(nearest, `the state directory ${this.dir}`, { sticky: true });
     try {
       await makeDirs(this.dir, 0o700);
       await checkTrustedDir(this.dir, `the state directory ${this.dir}`);
@@ -70,10 +75,15 @@ export class StateStore {
       this.usable = true;
     } catch (err) {
       if (err instanceof StretcherError) throw err;
-      this.log.warn(`state directory ${this.dir} is not usable (${errorMessage(err)}); set --state-dir or STRETCHER_STATE_DIR`);
-      this.usable = false;
+      return this.unusable(errorMessage(err));
     }
     return this.usable;
+  }
+
+  private unusable(why: string): boolean {
+    this.log.warn(`state directory ${this.dir} is not usable (${why}); set --state-dir or STRETCHER_STATE_DIR`);
+    this.usable = false;
+    return false;
   }
 
   private ready(): Promise<boolean> {
@@ -132,8 +142,11 @@ export class StateStore {
     return records.filter((r): r is DeployRecord => r !== undefined).sort((a, b) => a.dest.localeCompare(b.dest));
   }
 
-  async recordDeploy(record: DeployRecord): Promise<void> {
+  async recordDeploy(given: DeployRecord): Promise<void> {
     if (!(await this.ready())) return;
+    // What is kept on disk and printed by `status` is scrubbed as the log is.
+    const scrub = (text: string): string => this.log.redactor.text(text);
+    const record: DeployRecord = { ...given, manifest_url: scrub(given.manifest_url), ...(given.error !== undefined ? { error: scrub(given.error) } : {}) };
     const before = await this.lastDeploy(record.dest);
     const success =
       record.result === 'failure'
@@ -144,7 +157,10 @@ export class StateStore {
             ...(record.checksum ? { checksum: record.checksum } : {}),
             ...(record.release ? { release: record.release } : {}),
           };
-    await this.writeJson(STATE.deployRecord(record.dest), { ...record, ...(success ? { last_success: success } : {}) });
+    // The serial that replayed manifests are held against only ever grows, and only with a success.
+    const candidates = [before?.highest_serial, record.result === 'success' ? record.serial : undefined].filter((n): n is number => n !== undefined);
+    const highest = candidates.length ? { highest_serial: Math.max(...candidates) } : {};
+    await this.writeJson(STATE.deployRecord(record.dest), { ...record, ...(success ? { last_success: success } : {}), ...highest });
   }
 
   private async readJson<T>(rel: string): Promise<T | undefined> {
@@ -153,6 +169,11 @@ export class StateStore {
     } catch {
       return undefined;
     }
+  }
+
+  /** Whether records can be written: signed deploys need it, for the serials that stop replays. */
+  get recordable(): boolean {
+    return this.usable === true;
   }
 
   /** Temp file + rename: a crash leaves the old record or the new one, never half of one. */

@@ -5,7 +5,8 @@ import { fetchBytes, type Fetched, type TransferOptions } from '../transfer/down
 import { ManifestError } from './errors.js';
 import { type ParsedYaml, parseYaml, YamlSyntaxError } from './parse.js';
 import { checkSignature, signatureUrl, SignatureError } from './signature.js';
-import { expandTemplate } from './template.js';
+import { culprits, structureChange } from './structure.js';
+import { type Expansion, scanTemplate } from './template.js';
 import type { Manifest } from './types.js';
 import { failureCommandsOf, validateManifest } from './validate.js';
 
@@ -20,22 +21,49 @@ export interface LoadedManifest {
 /** Template, YAML, schema and rules over a manifest's bytes. Throws ManifestError listing every problem. */
 export function manifestFromText(text: string, location: Location, env: NodeJS.ProcessEnv, baseUrl = location.href): LoadedManifest {
   const where = location.shown;
-  let expanded: string;
+  let expansion: Expansion;
   try {
-    expanded = expandTemplate(text, env, where);
+    expansion = scanTemplate(text, env, where);
   } catch (err) {
     throw new ManifestError(where, [(err as Error).message.replace(`${where}:`, 'line ')]);
   }
+  const asWritten = expansion.actions.length ? yamlOf(expansion.marked, where) : undefined;
   let parsed: ParsedYaml;
   try {
-    parsed = parseYaml(expanded);
+    parsed = parseYaml(expansion.text);
   } catch (err) {
-    if (err instanceof YamlSyntaxError) throw new ManifestError(where, [`YAML: ${err.message}`]);
-    throw err;
+    if (!(err instanceof YamlSyntaxError)) throw err;
+    // YAML the author wrote, broken by a value spliced into it.
+    if (asWritten)
+      throw new ManifestError(where, [
+        `the value of ${expansion.actions.flatMap((a) => a.variables).join(', ') || 'a template'} breaks the manifest's YAML (${err.message}); a template value may only fill in the value it stands for`,
+      ]);
+    throw new ManifestError(where, [`YAML: ${err.message}`]);
+  }
+  if (asWritten) {
+    const change = structureChange(asWritten.raw, parsed.raw);
+    if (change) {
+      // The line of the action that did it, where known; else of the place that changed.
+      const first = change.actions[0];
+      const line = first !== undefined ? expansion.actions[first]?.line : asWritten.lineOf(change.path);
+      throw new ManifestError(where, [`${line ? `line ${line}: ` : ''}${culprits(change, expansion)}`]);
+    }
+    // Lines of problems are the manifest's own, not those of the expanded text.
+    parsed = { ...parsed, lineOf: asWritten.lineOf };
   }
   const result = validateManifest(parsed, location.href, baseUrl);
   if (!result.manifest) throw new ManifestError(where, result.problems, failureCommandsOf(parsed.data));
   return { manifest: result.manifest, warnings: result.warnings };
+}
+
+/** The manifest as its author wrote it, each template action standing for one plain value. */
+function yamlOf(text: string, where: string): ParsedYaml {
+  try {
+    return parseYaml(text);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) throw new ManifestError(where, [`YAML, with each template action read as a plain value: ${err.message}; a template may fill in values, not YAML syntax`]);
+    throw err;
+  }
 }
 
 /**

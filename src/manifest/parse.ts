@@ -1,10 +1,12 @@
 import { LineCounter, type Scalar, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 
 /** Keys whose YAML scalars keep their native type; every other scalar is read as the text written. */
-const NATIVE_KEYS = new Set(['dest_mode', 'keep_releases', 'rollback_on_failure']);
+const NATIVE_KEYS = new Set(['dest_mode', 'keep_releases', 'rollback_on_failure', 'serial']);
 
 export interface ParsedYaml {
   data: unknown;
+  /** The document as YAML gave it, before empty values were dropped and dest_mode read as octal. */
+  raw: unknown;
   /** 1-based line of the node at a key path, for messages. */
   lineOf(path: readonly (string | number)[]): number | undefined;
   /** The text dest_mode was written as, to warn about decimal look-alikes. */
@@ -32,11 +34,13 @@ export function parseYaml(text: string): ParsedYaml {
     // Unresolved aliases and alias bombs surface only when the document is converted.
     throw new YamlSyntaxError((err as Error).message === 'Excessive alias count indicates a resource exhaustion attack' ? 'too many alias expansions (a YAML bomb?)' : (err as Error).message);
   }
+  const raw = structuredClone(data);
   dropNulls(data);
   octalDestMode(data);
   const destMode = isMap(doc.contents) ? doc.contents.get('dest_mode', true) : undefined;
   return {
     data,
+    raw,
     lineOf: (path) => lineOfPath(doc, lineCounter, path),
     ...(isScalar(destMode) && destMode.source !== undefined ? { destModeSource: String(destMode.source) } : {}),
   };

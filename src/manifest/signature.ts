@@ -1,5 +1,5 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { StretcherError } from '../shared/errors.js';
 import { Location } from '../shared/location.js';
 
@@ -21,11 +21,7 @@ export class SignatureError extends StretcherError {
 export async function loadVerifyKeys(sources: readonly string[]): Promise<KeyObject[]> {
   const keys: KeyObject[] = [];
   for (const source of sources) {
-    const pem = source.includes('-----BEGIN')
-      ? source
-      : await readFile(source, 'utf8').catch((err: NodeJS.ErrnoException) => {
-          throw new SignatureError(`cannot read verify key ${source}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, 'VERIFY_KEY_INVALID');
-        });
+    const pem = source.includes('-----BEGIN') ? source : await readKeyFile(source);
     const blocks = pem.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
     if (blocks.length === 0) throw new SignatureError(`verify key ${label(source)} holds no PEM public key (make one with: openssl pkey -in key.pem -pubout)`, 'VERIFY_KEY_INVALID');
     for (const block of blocks) {
@@ -40,6 +36,18 @@ export async function loadVerifyKeys(sources: readonly string[]): Promise<KeyObj
     }
   }
   return keys;
+}
+
+/** A public key file is a few hundred bytes; a device or a FIFO named by mistake is never read. */
+const MAX_KEY_FILE_BYTES = 64 * 1024;
+
+async function readKeyFile(file: string): Promise<string> {
+  const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
+    throw new SignatureError(`cannot read verify key ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, 'VERIFY_KEY_INVALID');
+  });
+  if (!st.isFile()) throw new SignatureError(`verify key ${file} is not a regular file`, 'VERIFY_KEY_INVALID');
+  if (st.size > MAX_KEY_FILE_BYTES) throw new SignatureError(`verify key ${file} is ${st.size} bytes; a public key is a few hundred`, 'VERIFY_KEY_INVALID');
+  return readFile(file, 'utf8');
 }
 
 function label(source: string): string {

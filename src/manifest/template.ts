@@ -17,24 +17,54 @@ export class TemplateError extends StretcherError {
 }
 
 export function expandTemplate(text: string, env: NodeJS.ProcessEnv, source = 'manifest'): string {
+  return scanTemplate(text, env, source).text;
+}
+
+/** One expanded action: its value, the variables it read, and its line in the manifest. */
+export interface Expanded {
+  value: string;
+  variables: string[];
+  line: number;
+}
+
+export interface Expansion {
+  /** The manifest with every action replaced by its value, as Go stretcher expanded it. */
+  text: string;
+  /** The same with every action replaced by placeholder(i) instead: what the manifest's author wrote. */
+  marked: string;
+  actions: Expanded[];
+}
+
+/** Private-use characters around the action's number: text no manifest has and YAML keeps as it is. */
+export const placeholder = (i: number): string => `\uE000${i}\uE001`;
+export const PLACEHOLDER = /\uE000(\d+)\uE001/g;
+export const HAS_PLACEHOLDER = /\uE000\d+\uE001/;
+
+export function scanTemplate(text: string, env: NodeJS.ProcessEnv, source = 'manifest'): Expansion {
   let out = '';
+  let marked = '';
+  const actions: Expanded[] = [];
   let pos = 0;
   for (;;) {
     const open = text.indexOf('{{', pos);
     if (open === -1) break;
-    const action = tryParseAction(text, open, env, () => `${source}:${lineOf(text, open)}`);
+    const line = lineOf(text, open);
+    const action = tryParseAction(text, open, env, () => `${source}:${line}`);
     if (!action) {
       out += text.slice(pos, open + 2);
+      marked += text.slice(pos, open + 2);
       pos = open + 2;
       continue;
     }
     let before = text.slice(pos, open);
     if (action.trimLeft) before = before.replace(/\s+$/, '');
     out += before + action.value;
+    marked += before + placeholder(actions.length);
+    actions.push({ value: action.value, variables: action.variables, line });
     pos = action.end;
     if (action.trimRight) pos += /^\s*/.exec(text.slice(pos))?.[0].length ?? 0;
   }
-  return out + text.slice(pos);
+  return { text: out + text.slice(pos), marked: marked + text.slice(pos), actions };
 }
 
 function lineOf(text: string, offset: number): number {
@@ -45,6 +75,7 @@ function lineOf(text: string, offset: number): number {
 
 interface Action {
   value: string;
+  variables: string[];
   end: number;
   trimLeft: boolean;
   trimRight: boolean;
@@ -70,10 +101,13 @@ function tryParseAction(text: string, open: number, env: NodeJS.ProcessEnv, wher
     p.pos++;
   }
   if (!text.startsWith('}}', p.pos)) p.fail('expected "}}" to close the action');
-  return { value, end: p.pos + 2, trimLeft, trimRight };
+  return { value, variables: p.variables, end: p.pos + 2, trimLeft, trimRight };
 }
 
 class Parser {
+  /** The environment variables the action read (env's and must_env's arguments). */
+  readonly variables: string[] = [];
+
   constructor(
     private readonly text: string,
     public pos: number,
@@ -148,13 +182,17 @@ class Parser {
         // Go stretcher: the first set, non-empty variable; otherwise the last argument as written.
         for (const key of args) {
           const v = this.env[key];
-          if (v) return v;
+          if (v) {
+            this.variables.push(key);
+            return v;
+          }
         }
         return args[args.length - 1] as string;
       }
       case 'must_env': {
         if (args.length !== 1) this.fail('must_env takes exactly one argument');
         const key = args[0] as string;
+        this.variables.push(key);
         const v = this.env[key];
         if (v === undefined) this.fail(`must_env: environment variable ${key} is not set`);
         return v;

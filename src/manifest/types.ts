@@ -39,7 +39,15 @@ export interface Manifest {
   releasesDir?: string;
   keepReleases: number;
   rollbackOnFailure: boolean;
+  /** What a signature is bound to (signature.ts): the URL it must be deployed from, its order, its end. */
+  binding: Binding;
   commands: Commands;
+}
+
+export interface Binding {
+  manifestUrl?: string;
+  serial?: number;
+  expires?: Date;
 }
 
 /** The raw key/value shape the schema accepts, before defaults. */
@@ -55,5 +63,8 @@ export interface RawManifest {
   releases_dir?: string;
   keep_releases?: number;
   rollback_on_failure?: boolean;
+  manifest_url?: string;
+  serial?: number;
+  expires?: string;
   commands?: Partial<Commands>;
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import { normalDest } from '../shared/dest.js';
 import { StretcherError } from '../shared/errors.js';
 import { closest } from '../shared/suggest.js';
 import { Location } from '../shared/location.js';
@@ -17,7 +18,23 @@ import { validate as compiledValidate } from './compiled-schema.js';
 // compiling the schema would cost every deploy about 60 ms of start-up.
 const validateSchema = compiledValidate as unknown as ValidateFunction;
 
-const TOP_KEYS = ['src', 'checksum', 'layers', 'dest', 'dest_mode', 'sync_strategy', 'excludes', 'exclude_from', 'releases_dir', 'keep_releases', 'rollback_on_failure', 'commands'];
+const TOP_KEYS = [
+  'src',
+  'checksum',
+  'layers',
+  'dest',
+  'dest_mode',
+  'sync_strategy',
+  'excludes',
+  'exclude_from',
+  'releases_dir',
+  'keep_releases',
+  'rollback_on_failure',
+  'manifest_url',
+  'serial',
+  'expires',
+  'commands',
+];
 const COMMAND_KEYS = ['pre', 'post', 'success', 'failure'];
 
 export interface Validated {
@@ -67,6 +84,8 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
   if (raw.exclude_from !== undefined && (raw.exclude_from.startsWith('/') || raw.exclude_from.split('/').includes('..'))) {
     problems.push(`${at(['exclude_from'])}exclude_from must be a path inside the archive, without "..": ${JSON.stringify(raw.exclude_from)}`);
   }
+  if (raw.manifest_url !== undefined) check(problems, at(['manifest_url']), () => Location.parse(raw.manifest_url as string), 'manifest_url: ');
+  if (raw.expires !== undefined && Number.isNaN(Date.parse(raw.expires))) problems.push(`${at(['expires'])}expires ${JSON.stringify(raw.expires)} is not a time`);
   if (parsed.destModeSource !== undefined && raw.dest_mode !== undefined && /^[1-9]\d*$/.test(parsed.destModeSource)) {
     warnings.push(
       `dest_mode ${parsed.destModeSource} is read as a decimal number (octal ${raw.dest_mode.toString(8).padStart(4, '0')}), as Go stretcher does; write 0${parsed.destModeSource} for octal`,
@@ -92,8 +111,7 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       ...(checksum !== undefined ? { checksum } : {}),
       archives,
       ...(identity ? { identity } : {}),
-      // One spelling per directory ("/srv/app/", "/srv//app" -> "/srv/app"): locks and state records key on it.
-      ...(raw.dest !== undefined ? { dest: path.resolve(raw.dest) } : {}),
+      ...(raw.dest !== undefined ? { dest: normalDest(raw.dest) } : {}),
       destMode: raw.dest_mode ?? 0o755,
       syncStrategy: raw.sync_strategy ?? 'rsync',
       excludes: raw.excludes ?? [],
@@ -101,6 +119,11 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       ...(raw.releases_dir !== undefined ? { releasesDir: path.resolve(raw.releases_dir) } : {}),
       keepReleases: raw.keep_releases ?? 5,
       rollbackOnFailure: raw.rollback_on_failure ?? true,
+      binding: {
+        ...(raw.manifest_url !== undefined ? { manifestUrl: raw.manifest_url } : {}),
+        ...(raw.serial !== undefined ? { serial: raw.serial } : {}),
+        ...(raw.expires !== undefined ? { expires: new Date(raw.expires) } : {}),
+      },
       commands: {
         pre: commands.pre ?? [],
         post: commands.post ?? [],
@@ -195,6 +218,7 @@ function describe(e: ErrorObject, data: unknown): string | undefined {
       if (path[0] === 'checksum' || path[path.length - 1] === 'checksum') return problemOf(() => parseChecksum(value));
       if (path[0] === 'dest') return problemOf(() => checkDest(value));
       if (path[0] === 'releases_dir') return `releases_dir ${JSON.stringify(value)} must be an absolute path`;
+      if (path[0] === 'expires') return `expires ${JSON.stringify(value)} must be an RFC 3339 time, such as 2026-12-31T23:59:59Z`;
       return `${name} does not match ${String(e.params.pattern)}`;
     }
     case 'minimum':

@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { lstatSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { StretcherError } from '../shared/errors.js';
@@ -11,6 +12,11 @@ import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, t
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 const S_IFDIR = 0o040000;
+/**
+ * A zip carries no owner, so a setuid or setgid bit in it would make a root-owned setuid file: the
+ * special bits are dropped, as Info-ZIP's unzip drops them unless told -K.
+ */
+const PERMISSIONS = 0o777;
 /** "Version made by" high byte for Unix: only then do external attributes hold a mode. */
 const MADE_BY_UNIX = 3;
 
@@ -23,6 +29,7 @@ const MADE_BY_UNIX = 3;
 export async function unzipInto(file: string, staging: string, limits: UnpackLimits, log: Log): Promise<Unpacked> {
   const zip = await openZip(file);
   const tree = new StagingTree(staging, limits);
+  const links = new Map<string, { name: string; target: string; mtime: Date }>();
   try {
     tree.checkEntryCount(zip.entryCount);
     for (let entry = await nextEntry(zip); entry; entry = await nextEntry(zip)) {
@@ -33,27 +40,68 @@ export async function unzipInto(file: string, staging: string, limits: UnpackLim
       const type = unixMode & S_IFMT;
       const mtime = entry.getLastModDate();
       if (type === S_IFDIR || entry.fileName.endsWith('/')) {
-        tree.directory({ rel, mtime, ...(unixMode & 0o7777 ? { mode: unixMode & 0o7777 } : {}) });
+        tree.directory({ rel, mtime, ...(unixMode & 0o777 ? { mode: unixMode & PERMISSIONS } : {}) });
         continue;
       }
       if (type === S_IFLNK) {
-        const target = (await readAll(await openEntry(zip, entry))).toString('utf8');
-        const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
-        if (path.posix.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
-          log.warn(`skipping archive symlink ${JSON.stringify(entry.fileName)} -> ${JSON.stringify(target)}: it points outside the tree`);
-          continue;
-        }
-        tree.symlink({ rel, target, mtime });
+        links.set(rel, { name: entry.fileName, target: (await readAll(await openEntry(zip, entry))).toString('utf8'), mtime });
         continue;
       }
       tree.claimFile(rel);
-      await writeFile(await openEntry(zip, entry), { rel, abs: tree.abs(rel), mode: unixMode & 0o7777 || 0o644, mtime: mtime.getTime() / 1000 });
+      links.delete(rel);
+      await writeFile(await openEntry(zip, entry), { rel, abs: tree.abs(rel), mode: unixMode & PERMISSIONS || 0o644, mtime: mtime.getTime() / 1000 });
     }
   } finally {
     zip.close();
   }
+  // Judged once every entry is known: a link's target may pass through the archive's other links.
+  const targets = new Map([...links].map(([rel, l]) => [rel, l.target] as const));
+  for (const [rel, link] of links) {
+    if (!staysInside(staging, rel, link.target, targets)) {
+      log.warn(`skipping archive symlink ${JSON.stringify(link.name)} -> ${JSON.stringify(link.target)}: it points outside the tree`);
+      continue;
+    }
+    tree.symlink({ rel, target: link.target, mtime: link.mtime });
+  }
   await tree.complete(false);
   return tree.report(log, 'zip');
+}
+
+/**
+ * Whether a symlink at `rel` to `target` resolves inside the tree, following, as the kernel would, every
+ * link on the way: the archive's own (`links`) and those an earlier layer left. Normalising the text alone
+ * is not enough: `a/c -> b/..` with `a/b -> ..` leaves the tree in two steps.
+ */
+export function staysInside(staging: string, rel: string, target: string, links: ReadonlyMap<string, string>): boolean {
+  const here = rel.split('/').slice(0, -1);
+  const todo = target.split('/');
+  if (target.startsWith('/')) return false;
+  for (let hops = 0; todo.length > 0; ) {
+    const part = todo.shift() as string;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (here.length === 0) return false;
+      here.pop();
+      continue;
+    }
+    here.push(part);
+    const at = here.join('/');
+    const next = links.get(at) ?? linkOnDisk(path.join(staging, at));
+    if (next === undefined) continue;
+    // Too many links on the way is a loop, or an attempt to hide one: not inside, as far as we can say.
+    if (++hops > 40 || next.startsWith('/')) return false;
+    here.pop();
+    todo.unshift(...next.split('/'));
+  }
+  return true;
+}
+
+function linkOnDisk(abs: string): string | undefined {
+  try {
+    return lstatSync(abs).isSymbolicLink() ? readlinkSync(abs) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -149,7 +149,7 @@ test('signed manifests: openssl-made signatures verify; unsigned, tampered or wr
   const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { cwd: s.root });
   sh('openssl genpkey -algorithm ed25519 -out key.pem && openssl pkey -in key.pem -pubout -out key.pub');
   sh('openssl genpkey -algorithm ed25519 -out old.pem && openssl pkey -in old.pem -pubout -out old.pub');
-  const manifest = `${s.archive(tar([{ path: 'signed' }]))}commands:\n  pre: ["touch ${s.out}/pre-ran"]\n  failure: ["touch ${s.out}/failure-ran"]\n`;
+  const manifest = `${s.archive(tar([{ path: 'signed' }]))}manifest_url: ${s.root}/manifest.yml\nserial: 1\ncommands:\n  pre: ["touch ${s.out}/pre-ran"]\n  failure: ["touch ${s.out}/failure-ran"]\n`;
   s.manifest(manifest);
   sh('openssl pkeyutl -sign -rawin -inkey key.pem -in manifest.yml -out manifest.yml.sig');
 

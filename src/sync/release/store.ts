@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StretcherError } from '../../shared/errors.js';
 import { siblingPrefix } from '../../host/paths.js';
+import { normalDest } from '../../shared/dest.js';
 import { removeTree } from '../../host/remove-tree.js';
+import { checkRealFilesystem, makeDirs } from '../../host/dirs.js';
 import { checkTrustedDir, nearestExisting } from '../../host/trust.js';
 
 export interface ReleaseInfo {
@@ -40,7 +42,7 @@ export class ReleaseStore {
 
   /** Default releases_dir: `releases/` beside dest (`/srv/app/current` -> `/srv/app/releases`). */
   static forDest(dest: string, releasesDir?: string): ReleaseStore {
-    const clean = dest.replace(/\/+$/, '');
+    const clean = normalDest(dest);
     return new ReleaseStore(clean, releasesDir ?? path.join(path.dirname(clean), 'releases'));
   }
 
@@ -159,8 +161,9 @@ export class ReleaseStore {
    * it (or, before it exists, its nearest existing parent) must be a directory nobody else can change.
    */
   async ensureDir(): Promise<void> {
+    await checkRealFilesystem(this.dir, 'releases_dir');
     await checkTrustedDir(await nearestExisting(this.dir), `releases_dir ${this.dir}`, { sticky: true });
-    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    await makeDirs(this.dir, 0o755);
     await checkTrustedDir(this.dir, `releases_dir ${this.dir}`);
   }
 

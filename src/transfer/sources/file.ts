@@ -12,6 +12,8 @@ export const openFile: Opener = async (location, { conditional }) => {
   try {
     const st = await stat(path);
     if (st.isDirectory()) throw new TransferError(`${path} is a directory, not a file`, { stage: 'local' });
+    // A FIFO or a device (/dev/zero, /dev/stdin) would be read for ever, or block: only files are sources.
+    if (!st.isFile()) throw new TransferError(`${path} is not a regular file`, { stage: 'local' });
     size = st.size;
     mtimeMs = st.mtimeMs;
   } catch (err) {
