@@ -30,8 +30,8 @@ export interface DeployOptions {
   context: RunContext;
   /** Bounds the failure commands that run after an abort (a second signal, or their time limit). */
   cleanupSignal: AbortSignal;
-  /** Where per-dest locks live, and how long to wait for another deploy to the same dest. */
-  lock: { dir: string; timeoutMs: number };
+  /** Where per-dest locks live (found when needed: it may be refused), and how long to wait for another deploy to the same dest. */
+  lock: { dir: () => Promise<string>; timeoutMs: number };
   /** Ed25519 keys; when any are given, only manifests signed by one of them are deployed. */
   verifyKeys: readonly KeyObject[];
   /** The last successful deploy to a dest, from the state directory (hooks see it as "previous"). */
@@ -144,7 +144,7 @@ class DeployRun {
   /** Held until the success/failure commands are done: two deploys to one dest never interleave. */
   async lock(): Promise<void> {
     const dest = this.manifest?.dest;
-    if (dest) this.destLock = await lockDest(dest, { ...this.opts.lock, log: this.log, signal: this.opts.context.signal });
+    if (dest) this.destLock = await lockDest(dest, { dir: await this.opts.lock.dir(), timeoutMs: this.opts.lock.timeoutMs, log: this.log, signal: this.opts.context.signal });
     if (this.commandsOnly) this.log.info('no src in the manifest: running commands only');
   }
 

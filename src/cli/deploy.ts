@@ -135,7 +135,7 @@ export async function deployOptions(
     strategies: { rsync: { verbose: values.rsyncVerbose, program: spelled.rsyncVerbose !== undefined }, release: { force: values.force } },
     context: { cwd: process.cwd(), env, log, signal: signals.signal },
     cleanupSignal: signals.cleanupSignal,
-    lock: { dir: await state.lockDir(), timeoutMs: values.lockTimeoutMs },
+    lock: { dir: () => state.lockDir(), timeoutMs: values.lockTimeoutMs },
     verifyKeys,
     previousDeploy: async (dest) => {
       const record = await state.lastDeploy(dest);

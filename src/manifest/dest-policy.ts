@@ -55,5 +55,8 @@ export function checkDest(dest: string, key = 'dest'): void {
   if (!path.isAbsolute(dest)) refuse('must be an absolute path');
   const normal = path.resolve(dest);
   if (PROTECTED.has(normal)) refuse('is a system directory; refusing to deploy over it');
+  // /proc/self/root and /proc/PID/root lead anywhere, and nothing is deployed into a kernel filesystem.
+  const kernel = ['/proc', '/sys', '/dev'].find((root) => normal.startsWith(`${root}/`));
+  if (kernel) refuse(`is in ${kernel}, a kernel filesystem (/proc/self/root/... is another name for /...); refusing to deploy there`);
   if (path.dirname(normal) === '/home') refuse('is a home directory; deploy into a directory below it');
 }

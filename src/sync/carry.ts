@@ -2,6 +2,7 @@ import type { Stats } from 'node:fs';
 import { chmod, lchown, lstat, mkdir, readdir, rename, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { isTrustedDir } from '../host/trust.js';
+import { writable } from './writable.js';
 import { StretcherError } from '../shared/errors.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
 
@@ -58,7 +59,10 @@ export class Carrier {
       await chmod(dir, old.mode & 0o7777);
       await utimes(dir, old.atime, old.mtime);
     }
-    for (const [dir, st] of this.touched) await utimes(dir, st.atime, st.mtime);
+    for (const [dir, st] of this.touched) {
+      await chmod(dir, st.mode & 0o7777);
+      await utimes(dir, st.atime, st.mtime);
+    }
     this.made.length = 0;
     this.touched.clear();
   }
@@ -71,6 +75,8 @@ export class Carrier {
 
   private async carry(oldDir: string, newDir: string, rel: string, ensure: EnsureDir): Promise<void> {
     const stable = isTrustedDir(await lstat(oldDir));
+    // What is moved out of it is moved by us, who own it when not root (others' directories are in custody).
+    if (stable) await writable(oldDir);
     for (const entry of await readdir(oldDir, { withFileTypes: true })) {
       const relEntry = rel ? `${rel}/${entry.name}` : entry.name;
       let from = path.join(oldDir, entry.name);
@@ -86,6 +92,7 @@ export class Carrier {
           continue;
         }
         await this.touch(newDir);
+        await writable(newDir);
         await this.move(from, to);
         this.carried++;
         continue;

@@ -49,7 +49,10 @@ async function checkResolvedPolicy(dest: string, kind: DestKind): Promise<void> 
   // A release dest is itself a symlink, switched by stretcher: its parent is what must resolve safely.
   const start = kind === 'symlink' ? path.dirname(dest) : dest;
   const existing = await nearestExisting(start);
-  const real = path.join(await realpath(existing), path.relative(existing, start), kind === 'symlink' ? path.basename(dest) : '');
+  const resolvedExisting = await realpath(existing).catch((err: NodeJS.ErrnoException) => {
+    throw new StretcherError('DEST_INVALID', `dest ${dest} cannot be resolved (${err.code ?? err.message} at ${existing}), so where it really is cannot be judged; refusing it`);
+  });
+  const real = path.join(resolvedExisting, path.relative(existing, start), kind === 'symlink' ? path.basename(dest) : '');
   const resolved = kind === 'symlink' ? real : real.replace(/\/$/, '') || '/';
   if (resolved === path.resolve(dest)) return;
   try {

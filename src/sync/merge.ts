@@ -5,6 +5,7 @@ import { removeTree } from '../host/remove-tree.js';
 import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
 import type { Log } from '../shared/log.js';
 import { Carrier, Custody, conflict } from './carry.js';
+import { writable } from './writable.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
 
 export interface MergeOptions {
@@ -81,6 +82,8 @@ class Merger {
 
   /** Merges staged `s` into `d`, a directory nobody else can change; then d gets s's attributes. */
   async mergeDir(s: string, d: string, rel: string, ignore?: ReadonlySet<string>): Promise<void> {
+    await writable(s);
+    await writable(d);
     // What the archive has but excludes is not sent: for dest, as if the archive did not have it.
     const staged = new Map((await readdir(s, { withFileTypes: true })).filter((e) => !this.excluded(join(rel, e.name), e.isDirectory())).map((e) => [e.name, e] as const));
     for (const e of await readdir(d, { withFileTypes: true })) {
@@ -143,6 +146,7 @@ class Merger {
   private async prune(s: string, rel: string): Promise<void> {
     if (this.opts.rules.length === 0) return;
     const before = await lstat(s);
+    await writable(s);
     let removed = false;
     for (const e of await readdir(s, { withFileTypes: true })) {
       const relEntry = join(rel, e.name);
@@ -164,6 +168,7 @@ class Merger {
     if (!st.isDirectory()) return unlink(abs);
     if (this.opts.rules.length === 0) return removeTree(abs);
     if (isTrustedDir(st)) {
+      await writable(abs);
       for (const child of await readdir(abs, { withFileTypes: true })) {
         const relChild = join(rel, child.name);
         if (!this.excluded(relChild, child.isDirectory())) await this.remove(abs, child, relChild);

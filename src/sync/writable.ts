@@ -1,0 +1,12 @@
+import { chmod, lstat } from 'node:fs/promises';
+
+/**
+ * Running as a user, not root, a read-only directory of ours (an archive's 0555) cannot have entries
+ * renamed into or out of it: it is given its owner's write permission for as long as the merge works in
+ * it, and its own mode back afterwards (apply), as rsync does.
+ */
+export async function writable(dir: string): Promise<void> {
+  if (process.geteuid?.() === 0) return;
+  const st = await lstat(dir);
+  if ((st.mode & 0o700) !== 0o700) await chmod(dir, (st.mode & 0o7777) | 0o700);
+}
