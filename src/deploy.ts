@@ -38,6 +38,8 @@ export interface DeployOptions {
   previousDeploy: (dest: string) => Promise<PreviousDeploy | undefined>;
   /** Whether the state directory can record serials: without it, a signed deploy is refused. */
   serialsRecorded: boolean;
+  /** --command-timeout: each hook command's limit (0: none); the manifest's command_timeout wins. */
+  commandTimeoutMs: number;
 }
 
 export interface DeployOutcome {
@@ -179,7 +181,7 @@ class DeployRun {
 
   /** pre runs once the archive is verified and unpacked, and before anything changes at dest. */
   async pre(): Promise<void> {
-    await runCommands(this.manifest?.commands.pre ?? [], 'pre', this.commandContext());
+    await runCommands(this.manifest?.commands.pre ?? [], 'pre', this.hookContext());
   }
 
   async sync(): Promise<void> {
@@ -200,7 +202,8 @@ class DeployRun {
   /** post; when it fails after a sync, the strategy says what becomes of dest (release: switched back). */
   async post(): Promise<void> {
     try {
-      await runCommands(this.manifest?.commands.post ?? [], 'post', this.commandContext());
+      await runCommands(this.manifest?.commands.post ?? [], 'post', this.hookContext());
+      await this.synced?.afterPostSuccess?.();
     } catch (err) {
       const answer = await this.synced?.afterPostFailure?.(this.log);
       if (answer) {
@@ -231,7 +234,7 @@ class DeployRun {
     if (this.error === undefined) {
       this.log.info(`deploy succeeded in ${formatDuration(durationMs)}`, { duration_ms: Math.round(durationMs) });
       try {
-        await runCommands(this.manifest?.commands.success ?? [], 'success', { ...this.commandContext(), input: this.log.text() });
+        await runCommands(this.manifest?.commands.success ?? [], 'success', { ...this.hookContext(), input: this.log.text() });
       } catch (err) {
         // The deploy itself succeeded; a broken notification must not turn it into a failure.
         this.log.warn(`${errorMessage(err)}; the deploy itself succeeded`);
@@ -250,7 +253,7 @@ class DeployRun {
       // A token a template spliced into a failed command line must not reach the failure commands either.
       const env = { ...this.env, STRETCHER_ERROR: this.log.redactor.text(message), ...(this.rolledBack ? { STRETCHER_ROLLED_BACK: '1' } : {}) };
       try {
-        await runCommands(this.failureCommands, 'failure', { ...this.commandContext(env), signal: this.opts.cleanupSignal, input: this.log.text() });
+        await runCommands(this.failureCommands, 'failure', { ...this.hookContext(env), signal: this.opts.cleanupSignal, input: this.log.text() });
       } catch (err) {
         this.log.warn(errorMessage(err));
       }
@@ -264,5 +267,10 @@ class DeployRun {
 
   private commandContext(env: NodeJS.ProcessEnv = this.env): RunContext {
     return { ...this.opts.context, env };
+  }
+
+  /** Hook commands are bounded by command_timeout (or --command-timeout); rsync and downloads are not. */
+  private hookContext(env: NodeJS.ProcessEnv = this.env): RunContext & { timeoutMs: number } {
+    return { ...this.commandContext(env), timeoutMs: this.manifest?.commandTimeoutMs ?? this.opts.commandTimeoutMs };
   }
 }

@@ -1,4 +1,4 @@
-import { parseDuration } from '../shared/duration.js';
+import { formatDuration, parseDuration } from '../shared/duration.js';
 import { UsageError } from '../shared/errors.js';
 import { closest } from '../shared/suggest.js';
 import { parseBandwidth } from '../shared/units.js';
@@ -108,8 +108,11 @@ function convert(spec: FlagSpec, name: string, raw: string): unknown {
       if (!/^\d+$/.test(raw.trim())) throw new UsageError(`invalid number ${JSON.stringify(raw)} for -${name}: use a whole number >= 0`);
       return Number(raw);
     }
-    case 'duration':
-      return parseDuration(raw, name);
+    case 'duration': {
+      const ms = parseDuration(raw, name);
+      if (spec.minMs !== undefined && ms < spec.minMs) throw new UsageError(`--${name} ${raw} is too short: at least ${formatDuration(spec.minMs)}`);
+      return ms;
+    }
     case 'bandwidth':
     case 'size':
       return parseBandwidth(raw, name);

@@ -15,6 +15,7 @@ const DEPLOY_FLAGS: readonly FlagKey[] = [
   'maxUnpackBytes',
   'maxUnpackEntries',
   'lockTimeoutMs',
+  'commandTimeoutMs',
   'verifyKeys',
   'force',
 ];
@@ -53,7 +54,7 @@ export const COMMANDS: CommandTable = {
     arity: [0, 0],
     summary: 'the last deploy of each dest',
     details: 'Prints the last deploy of each dest (or of --dest) from the state directory.',
-    flags: ['json', 'dest', 'stateDir'],
+    flags: ['json', 'dest', 'log', 'stateDir'],
     run: async (inv, env) => (await import('./status.js')).statusCommand(inv, env),
   },
   releases: {
@@ -69,8 +70,9 @@ export const COMMANDS: CommandTable = {
     operands: '',
     arity: [0, 0],
     summary: 'switch dest back to an earlier release',
-    details: 'Switches --dest to the release before the current one, or to --to ID, under the same lock as deploys.',
-    flags: ['dest', 'to', 'releasesDir', 'lockTimeoutMs', 'stateDir', 'logFormat'],
+    details:
+      "Switches --dest to the release that was live before the current one, or to --to ID, under the same lock as deploys; then runs the target release's recorded post and success commands (STRETCHER_ROLLBACK=1).",
+    flags: ['dest', 'to', 'noHooks', 'commandTimeoutMs', 'releasesDir', 'lockTimeoutMs', 'stateDir', 'logFormat'],
     required: ['dest'],
     run: async (inv, env) => (await import('./rollback.js')).rollbackCommand(inv, env),
   },

@@ -86,7 +86,7 @@ async function runDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, in
   }
   const outcome = await deploy(location, await deployOptions(values, env, log, signals, state, verifyKeys, inv.spelled));
   if (request.eventId) await state.rememberEvent(request.eventId);
-  await recordOutcome(state, outcome, request.eventId);
+  await recordOutcome(state, outcome, log, request.eventId);
   if (!outcome.ok && underConsul(env)) log.info('exiting 0 despite the failure: consul watch stops watching when its handler fails');
   return deployExitStatus(outcome.ok ? undefined : outcome.error, env);
 }
@@ -147,6 +147,7 @@ export async function deployOptions(
       };
     },
     serialsRecorded: state.recordable,
+    commandTimeoutMs: values.commandTimeoutMs,
   };
 }
 
@@ -155,19 +156,23 @@ function failureCode(err: unknown): { error_code?: string } {
   return code ? { error_code: code } : {};
 }
 
-export async function recordOutcome(state: StateStore, outcome: DeployOutcome, eventId?: string): Promise<void> {
+/** The deploy's record and its log, for `status` and `status --log`. */
+export async function recordOutcome(state: StateStore, outcome: DeployOutcome, log: Log, eventId?: string): Promise<void> {
   const { manifest } = outcome;
   if (!manifest?.dest) return;
-  await state.recordDeploy({
-    dest: manifest.dest,
-    time: new Date().toISOString(),
-    result: outcome.ok ? 'success' : 'failure',
-    manifest_url: manifest.url.shown,
-    ...(manifest.identity ? { checksum: manifest.identity } : {}),
-    ...(manifest.binding.serial !== undefined ? { serial: manifest.binding.serial } : {}),
-    ...(eventId ? { event_id: eventId } : {}),
-    ...(outcome.release ? { release: outcome.release } : {}),
-    duration_ms: Math.round(outcome.durationMs),
-    ...(outcome.ok ? {} : { error: errorMessage(outcome.error), ...failureCode(outcome.error) }),
-  });
+  await state.recordDeploy(
+    {
+      dest: manifest.dest,
+      time: new Date().toISOString(),
+      result: outcome.ok ? 'success' : 'failure',
+      manifest_url: manifest.url.shown,
+      ...(manifest.identity ? { checksum: manifest.identity } : {}),
+      ...(manifest.binding.serial !== undefined ? { serial: manifest.binding.serial } : {}),
+      ...(eventId ? { event_id: eventId } : {}),
+      ...(outcome.release ? { release: outcome.release } : {}),
+      duration_ms: Math.round(outcome.durationMs),
+      ...(outcome.ok ? {} : { error: errorMessage(outcome.error), ...failureCode(outcome.error) }),
+    },
+    log.text(),
+  );
 }

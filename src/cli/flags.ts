@@ -14,11 +14,17 @@ export interface FlagValues {
   maxUnpackBytes: number;
   maxUnpackEntries: number;
   lockTimeoutMs: number;
+  /** Each hook command's limit; 0: none. The manifest's command_timeout wins. */
+  commandTimeoutMs: number;
   /** PEM files (or, from STRETCHER_VERIFY_KEY, PEM text) of Ed25519 public keys. */
   verifyKeys: string[];
   json: boolean;
   dest?: string;
   force: boolean;
+  /** rollback: switch only, without the target release's post and success commands. */
+  noHooks: boolean;
+  /** status: print the last deploy's whole log. */
+  log: boolean;
   releasesDir?: string;
   to?: string;
   intervalMs: number;
@@ -39,6 +45,8 @@ export interface FlagSpec {
   key: FlagKey;
   help: string;
   valueName?: string;
+  /** A duration's floor, in milliseconds: below it is a usage error (a watch polling in a tight loop). */
+  minMs?: number;
 }
 
 export const FLAGS: readonly FlagSpec[] = [
@@ -53,13 +61,16 @@ export const FLAGS: readonly FlagSpec[] = [
   { names: ['max-unpack-size', 'max-extract-size'], kind: 'size', key: 'maxUnpackBytes', valueName: 'SIZE', help: 'refuse archives that unpack to more than SIZE (default 64GiB)' },
   { names: ['max-unpack-entries', 'max-extract-entries'], kind: 'int', key: 'maxUnpackEntries', valueName: 'N', help: 'refuse archives with more than N entries (default 10000000)' },
   { names: ['lock-timeout'], kind: 'duration', key: 'lockTimeoutMs', valueName: 'D', help: 'wait at most D for another deploy to the same dest (default 10m)' },
+  { names: ['command-timeout'], kind: 'duration', key: 'commandTimeoutMs', valueName: 'D', help: "kill a command's process group after D and fail (manifest command_timeout wins). 0: none" },
   { names: ['verify-key'], kind: 'list', key: 'verifyKeys', valueName: 'FILE', help: 'accept only manifests signed with this Ed25519 public key (repeatable; env STRETCHER_VERIFY_KEY)' },
   { names: ['force'], kind: 'bool', key: 'force', help: 'release strategy: redeploy and re-run hooks even if the checksum is already current' },
   { names: ['json'], kind: 'bool', key: 'json', help: 'print JSON' },
+  { names: ['log'], kind: 'bool', key: 'log', help: "print the whole log of --dest's last deploy" },
+  { names: ['no-hooks'], kind: 'bool', key: 'noHooks', help: "switch only: skip the release's recorded post and success commands" },
   { names: ['dest'], kind: 'string', key: 'dest', valueName: 'PATH', help: 'the dest (for the release strategy, the symlink)' },
   { names: ['releases-dir'], kind: 'string', key: 'releasesDir', valueName: 'DIR', help: 'where releases live (default: releases/ beside dest)' },
   { names: ['to'], kind: 'string', key: 'to', valueName: 'ID', help: 'the release to switch to (default: the previous one)' },
-  { names: ['interval'], kind: 'duration', key: 'intervalMs', valueName: 'D', help: 'poll the manifest every D (default 60s)' },
+  { names: ['interval'], kind: 'duration', key: 'intervalMs', valueName: 'D', minMs: 1000, help: 'poll the manifest every D (default 60s; at least 1s)' },
   { names: ['jitter'], kind: 'duration', key: 'jitterMs', valueName: 'D', help: 'add a random delay in [0, D) to each poll (default: a tenth of the interval)' },
   { names: ['v', 'version'], kind: 'bool', key: 'version', help: 'print the version and exit' },
   { names: ['h', 'help'], kind: 'bool', key: 'help', help: "print help (a command's own with COMMAND --help) and exit" },
@@ -79,9 +90,12 @@ export function defaultValues(env: NodeJS.ProcessEnv): FlagValues {
     maxUnpackBytes: 64 * 1024 ** 3,
     maxUnpackEntries: 10_000_000,
     lockTimeoutMs: 10 * 60_000,
+    commandTimeoutMs: 0,
     verifyKeys: env.STRETCHER_VERIFY_KEY ? [env.STRETCHER_VERIFY_KEY] : [],
     json: false,
     force: false,
+    noHooks: false,
+    log: false,
     intervalMs: 60_000,
     help: false,
     version: false,

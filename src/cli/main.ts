@@ -55,14 +55,36 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return spec.run(invocation, env);
 }
 
+/**
+ * Resolves once everything written to the stream so far has reached its reader, or after maxMs. Node
+ * writes to a pipe asynchronously, so exiting at once drops whatever the agent reading our stderr has not
+ * taken yet (all but the first 64 KiB of a chatty deploy's log, when the reader is slow). The bound keeps a
+ * reader that never reads from holding the process forever.
+ */
+function flushed(stream: NodeJS.WriteStream, maxMs: number): Promise<void> {
+  if (stream.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, maxMs);
+    timer.unref();
+    stream.write('', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+const FLUSH_MS = 30_000;
+
 main(process.argv.slice(2), process.env).then(
-  (code) => {
+  async (code) => {
     process.exitCode = code;
-    // Let stdout/stderr flush, but do not wait for stray handles (an SDK keep-alive socket).
-    setImmediate(() => process.exit(code));
+    // Do not wait for stray handles (an SDK keep-alive socket); do wait for our own output.
+    await Promise.all([flushed(process.stdout, FLUSH_MS), flushed(process.stderr, FLUSH_MS)]);
+    process.exit(code);
   },
-  (err: unknown) => {
+  async (err: unknown) => {
     process.stderr.write(`stretcher: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    await flushed(process.stderr, FLUSH_MS);
     process.exit(70);
   },
 );

@@ -2,13 +2,14 @@ import { normalDest } from '../shared/dest.js';
 import { ReleaseStore } from '../sync/release/store.js';
 import type { Invocation } from './flags.js';
 
-/** `stretcher releases --dest PATH [--json]`: every release, the current and previous marked. */
+/** `stretcher releases --dest PATH [--json]`: every release, the current and previous (the one live before it) marked. */
 export async function releasesCommand({ values: opts }: Invocation): Promise<number> {
   const store = ReleaseStore.forDest(normalDest(opts.dest as string), opts.releasesDir);
   const releases = await store.list();
   const current = await store.current();
   const previous = await store.previous(current);
-  const rows = releases.map((r) => ({ ...r, current: r.id === current, previous: r.id === previous }));
+  // The recorded commands stay in the sidecars (root's alone): they may hold what a template filled in.
+  const rows = releases.map(({ hooks: _hooks, ...r }) => ({ ...r, current: r.id === current, previous: r.id === previous }));
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ dest: store.dest, releases_dir: store.dir, current: current ?? null, previous: previous ?? null, releases: rows }, null, 2)}\n`);
     return 0;
@@ -19,7 +20,8 @@ export async function releasesCommand({ values: opts }: Invocation): Promise<num
   }
   for (const r of rows.reverse()) {
     const mark = r.current ? 'current ' : r.previous ? 'previous' : '        ';
-    process.stdout.write(`${mark} ${r.id}  ${r.checksum.slice(0, 12)}  ${r.time}${r.manifestUrl ? `  ${r.manifestUrl}` : ''}\n`);
+    const failed = r.status === 'failed' ? '  (post failed)' : '';
+    process.stdout.write(`${mark} ${r.id}  ${r.checksum.slice(0, 12)}  ${r.time}${r.manifestUrl ? `  ${r.manifestUrl}` : ''}${failed}\n`);
   }
   return 0;
 }

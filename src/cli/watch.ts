@@ -39,8 +39,9 @@ export async function watchCommand(inv: Invocation, env: NodeJS.ProcessEnv): Pro
     state,
     transfer: { ...transferSettings(values), signal: signals.signal, log, env },
     deploy: async (manifest) => {
-      const outcome = await deploy(url, await deployOptions(values, env, commandLog(values, env), signals, state, verifyKeys, inv.spelled), manifest);
-      await recordOutcome(state, outcome);
+      const deployLog = commandLog(values, env);
+      const outcome = await deploy(url, await deployOptions(values, env, deployLog, signals, state, verifyKeys, inv.spelled), manifest);
+      await recordOutcome(state, outcome, deployLog);
       return outcome;
     },
   });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { formatDuration } from '../shared/duration.js';
 import { StretcherError } from '../shared/errors.js';
@@ -62,8 +62,15 @@ export async function lockDest(dest: string, opts: LockOptions): Promise<DestLoc
   });
   const onAbort = (): void => stop();
   opts.signal.addEventListener('abort', onAbort, { once: true });
-  const waiting = setTimeout(() => {
-    void holderOf(file).then((pid) => opts.log.info(`waiting for another deploy to ${dest}${pid ? ` (pid ${pid})` : ''} to finish (--lock-timeout ${formatDuration(opts.timeoutMs)})`));
+  // "waiting" is said only when another process really holds the lock: a flock(1) slow to start on a
+  // loaded machine is not a contender.
+  let said = false;
+  const waiting = setInterval(() => {
+    void lockHolder(file).then((holder) => {
+      if (said || holder === undefined || holder === process.pid) return;
+      said = true;
+      opts.log.info(`waiting for another deploy to ${dest} (pid ${holder}) to finish (--lock-timeout ${formatDuration(opts.timeoutMs)})`);
+    });
   }, QUIET_MS);
   try {
     await acquired;
@@ -71,17 +78,16 @@ export async function lockDest(dest: string, opts: LockOptions): Promise<DestLoc
     stop();
     if (opts.signal.aborted) throw opts.signal.reason;
     if (err === 'timeout') {
-      const pid = await holderOf(file);
+      const pid = await lockHolder(file);
       throw new StretcherError('LOCK_TIMEOUT', `another deploy to ${dest}${pid ? ` (pid ${pid})` : ''} still holds its lock after ${formatDuration(opts.timeoutMs)} (--lock-timeout)`);
     }
     throw err;
   } finally {
-    clearTimeout(waiting);
+    clearInterval(waiting);
     opts.signal.removeEventListener('abort', onAbort);
   }
   const waited = performance.now() - started;
-  if (waited > QUIET_MS) opts.log.info(`got the lock on ${dest} after ${formatDuration(waited)}`);
-  await writeFile(file, `${process.pid}\n`);
+  if (said) opts.log.info(`got the lock on ${dest} after ${formatDuration(waited)}`);
   helper.stdout.resume();
   helper.stderr.resume();
   return {
@@ -93,7 +99,38 @@ export async function lockDest(dest: string, opts: LockOptions): Promise<DestLoc
   };
 }
 
-async function holderOf(file: string): Promise<number | undefined> {
-  const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+/**
+ * The stretcher holding the lock on `file`, from the kernel's own table (/proc/locks): the flock(1)
+ * helper that holds it, and that helper's parent. A pid written into the file would be stale the moment
+ * its writer exited, and would name this very process on its next deploy.
+ */
+export async function lockHolder(file: string): Promise<number | undefined> {
+  const real = await realpath(file).catch(() => undefined);
+  const ino = real === undefined ? undefined : (await stat(real)).ino;
+  if (real === undefined || ino === undefined) return undefined;
+  const table = await readFile('/proc/locks', 'utf8').catch(() => '');
+  for (const line of table.split('\n')) {
+    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters are marked "->" and hold nothing.
+    const f = line.trim().split(/\s+/);
+    if (f[1] !== 'FLOCK' || f[5]?.split(':')[2] !== String(ino)) continue;
+    const pid = Number(f[4]);
+    // The inode number alone could be another filesystem's: the holder must have this very file open.
+    if ((await holdsOpen(pid, real)) === false) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return ppid > 1 ? ppid : pid;
+  }
+  return undefined;
+}
+
+/** Undefined when another user's descriptors cannot be read (stretcher not running as root). */
+async function holdsOpen(pid: number, file: string): Promise<boolean | undefined> {
+  let fds: string[];
+  try {
+    fds = await readdir(`/proc/${pid}/fd`);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EACCES' ? undefined : false;
+  }
+  for (const fd of fds) if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === file) return true;
+  return false;
 }

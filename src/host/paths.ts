@@ -54,6 +54,8 @@ export const STATE = {
   locks: 'locks',
   consulEvents: 'consul-events.json',
   deployRecord: (dest: string): string => path.join('deploys', `${destKey(dest)}.json`),
+  /** The last deploy's (or rollback's) log, as its success/failure commands received it. */
+  deployLog: (dest: string): string => path.join('deploys', `${destKey(dest)}.log`),
   watchRecord: (url: string): string => path.join('watch', `${urlKey(url)}.json`),
 } as const;
 

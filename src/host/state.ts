@@ -142,8 +142,15 @@ export class StateStore {
     return records.filter((r): r is DeployRecord => r !== undefined).sort((a, b) => a.dest.localeCompare(b.dest));
   }
 
-  async recordDeploy(given: DeployRecord): Promise<void> {
+  /** The last deploy's log, or undefined when none was kept. */
+  async lastLog(dest: string): Promise<string | undefined> {
+    return readFile(path.join(this.dir, STATE.deployLog(dest)), 'utf8').catch(() => undefined);
+  }
+
+  /** `log`: the deploy's whole log (already scrubbed, line by line), kept for `status --log`. */
+  async recordDeploy(given: DeployRecord, log?: string): Promise<void> {
     if (!(await this.ready())) return;
+    if (log !== undefined) await this.writeText(STATE.deployLog(given.dest), this.log.redactor.text(log));
     // What is kept on disk and printed by `status` is scrubbed as the log is.
     const scrub = (text: string): string => this.log.redactor.text(text);
     const record: DeployRecord = { ...given, manifest_url: scrub(given.manifest_url), ...(given.error !== undefined ? { error: scrub(given.error) } : {}) };
@@ -176,12 +183,16 @@ export class StateStore {
     return this.usable === true;
   }
 
-  /** Temp file + rename: a crash leaves the old record or the new one, never half of one. */
-  private async writeJson(rel: string, value: unknown): Promise<void> {
+  private writeJson(rel: string, value: unknown): Promise<void> {
+    return this.writeText(rel, `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** Temp file + rename: a crash leaves the old file or the new one, never half of one. */
+  private async writeText(rel: string, text: string): Promise<void> {
     const file = path.join(this.dir, rel);
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
-      await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+      await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
       await rename(tmp, file);
     } catch (err) {
       await rm(tmp, { force: true });

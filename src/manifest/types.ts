@@ -39,6 +39,8 @@ export interface Manifest {
   releasesDir?: string;
   keepReleases: number;
   rollbackOnFailure: boolean;
+  /** How long each command may run (command_timeout); undefined: --command-timeout decides. 0: no limit. */
+  commandTimeoutMs?: number;
   /** What a signature is bound to (signature.ts): the URL it must be deployed from, its order, its end. */
   binding: Binding;
   commands: Commands;
@@ -63,6 +65,7 @@ export interface RawManifest {
   releases_dir?: string;
   keep_releases?: number;
   rollback_on_failure?: boolean;
+  command_timeout?: string;
   manifest_url?: string;
   serial?: number;
   expires?: string;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { normalDest } from '../shared/dest.js';
+import { parseDuration } from '../shared/duration.js';
 import { StretcherError } from '../shared/errors.js';
 import { closest } from '../shared/suggest.js';
 import { Location } from '../shared/location.js';
@@ -30,6 +31,7 @@ const TOP_KEYS = [
   'releases_dir',
   'keep_releases',
   'rollback_on_failure',
+  'command_timeout',
   'manifest_url',
   'serial',
   'expires',
@@ -91,6 +93,7 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       `dest_mode ${parsed.destModeSource} is read as a decimal number (octal ${raw.dest_mode.toString(8).padStart(4, '0')}), as Go stretcher does; write 0${parsed.destModeSource} for octal`,
     );
   }
+  const commandTimeoutMs = raw.command_timeout === undefined ? undefined : check(problems, at(['command_timeout']), () => parseDuration(raw.command_timeout as string, 'command-timeout'));
   if (problems.length) return { problems, warnings };
   const commands = raw.commands ?? {};
   const archives = src !== undefined && checksum !== undefined ? [{ src, checksum }] : layers;
@@ -119,6 +122,7 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       ...(raw.releases_dir !== undefined ? { releasesDir: path.resolve(raw.releases_dir) } : {}),
       keepReleases: raw.keep_releases ?? 5,
       rollbackOnFailure: raw.rollback_on_failure ?? true,
+      ...(commandTimeoutMs !== undefined ? { commandTimeoutMs } : {}),
       binding: {
         ...(raw.manifest_url !== undefined ? { manifestUrl: raw.manifest_url } : {}),
         ...(raw.serial !== undefined ? { serial: raw.serial } : {}),
@@ -218,6 +222,7 @@ function describe(e: ErrorObject, data: unknown): string | undefined {
       if (path[0] === 'checksum' || path[path.length - 1] === 'checksum') return problemOf(() => parseChecksum(value));
       if (path[0] === 'dest') return problemOf(() => checkDest(value));
       if (path[0] === 'releases_dir') return `releases_dir ${JSON.stringify(value)} must be an absolute path`;
+      if (path[0] === 'command_timeout') return `command_timeout ${JSON.stringify(value)} must be seconds (90) or a Go duration (30s, 5m, 1m30s); 0 for no limit`;
       if (path[0] === 'expires') return `expires ${JSON.stringify(value)} must be an RFC 3339 time, such as 2026-12-31T23:59:59Z`;
       return `${name} does not match ${String(e.params.pattern)}`;
     }

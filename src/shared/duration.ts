@@ -41,6 +41,7 @@ export function parseDuration(text: string, flag: string): number {
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   const s = ms / 1000;
+  if (Number.isInteger(s) && s < 60) return `${s}s`;
   if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)}s`;
   const m = Math.floor(s / 60);
   return `${m}m${Math.round(s - m * 60)}s`;

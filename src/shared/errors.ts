@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'UNPACK_FAILED'
   // Commands, syncing, releases.
   | 'COMMAND_FAILED'
+  | 'COMMAND_TIMEOUT'
   | 'SYNC_FAILED'
   | 'DEST_INVALID'
   | 'RELEASE_INVALID'

@@ -1,3 +1,4 @@
+import { KeptLog } from './kept-log.js';
 import { Redactor } from './redact.js';
 
 export type LogFormat = 'text' | 'json';
@@ -5,18 +6,14 @@ export type LogFormat = 'text' | 'json';
 export type Level = 'info' | 'warn' | 'error';
 export type Fields = Record<string, string | number | boolean | undefined>;
 
-/** Past this, the copy kept for success/failure commands drops its middle: rsync -v on a huge tree. */
-const MAX_KEPT_BYTES = 8 * 1024 * 1024;
-
 /**
  * The log goes to stderr (text or JSON lines) and is also kept in memory, always as readable text, because
  * success and failure commands receive the whole log on stdin: that is how people wire notifications.
  * Every line is scrubbed of credentials on the way in.
  */
 export class Log {
-  private readonly kept: string[] = [];
-  private keptBytes = 0;
-  private dropped = 0;
+  /** Capped (head and tail), so that rsync -v on a huge tree or a chatty build step cannot exhaust memory. */
+  private readonly kept = new KeptLog();
   /** A progress bar currently drawn on a terminal, to be erased before the next line. */
   private barShown = false;
 
@@ -68,8 +65,7 @@ export class Log {
 
   /** The log so far, as success/failure commands receive it. */
   text(): string {
-    const head = this.dropped ? [`... ${this.dropped} earlier log lines dropped ...`] : [];
-    return [...head, ...this.kept].join('\n') + (this.kept.length ? '\n' : '');
+    return this.kept.text();
   }
 
   private write(level: Level, rawMsg: string, fields?: Fields): void {
@@ -79,7 +75,7 @@ export class Log {
     const suffix = extra.map(([k, v]) => ` ${k}=${formatValue(v)}`).join('');
     const levelTag = level === 'info' ? '' : `${level.toUpperCase()}: `;
     const textLine = `${time} ${levelTag}${msg}${this.scrub(suffix)}`;
-    this.keep(textLine);
+    this.kept.push(textLine);
     this.clearProgress();
     if (this.format === 'json') {
       const record: Record<string, unknown> = { time, level, msg };
@@ -88,15 +84,6 @@ export class Log {
       this.out.write(`${JSON.stringify(record)}\n`);
     } else {
       this.out.write(`${textLine}\n`);
-    }
-  }
-
-  private keep(line: string): void {
-    this.kept.push(line);
-    this.keptBytes += line.length + 1;
-    while (this.keptBytes > MAX_KEPT_BYTES && this.kept.length > 1) {
-      this.keptBytes -= (this.kept.shift() as string).length + 1;
-      this.dropped++;
     }
   }
 }

@@ -48,14 +48,18 @@ const USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s/:@]*):[^\s/@]*@/gi;
 const BARE_USER = /\b((?![a-z0-9+.-]*ssh:|sftp:)[a-z][a-z0-9+.-]*:\/\/)([^\s/:@]+)@/gi;
 const QUERY_SECRET = /([?&;])([A-Za-z0-9_.-]+)=([^&\s#"']*)/g;
 const AWS_SECRET_ASSIGNMENT = /(aws_secret_access_key|aws_session_token)(\s*[=:]\s*)\S+/gi;
+const AWS_NAME = /aws_s/i;
 
 /** Scrubs URL credentials from free text (error messages from libraries often embed the URL they failed on). */
 export function redactText(text: string): string {
-  return text
-    .replace(USERINFO, `$1:${REDACTED}@`)
-    .replace(BARE_USER, (whole, scheme: string, user: string) => (user === REDACTED ? whole : `${scheme}${REDACTED}@`))
-    .replace(QUERY_SECRET, (whole, sep: string, key: string) => (SECRET_QUERY_KEYS.has(key.toLowerCase()) ? `${sep}${key}=${REDACTED}` : whole))
-    .replace(AWS_SECRET_ASSIGNMENT, `$1$2${REDACTED}`);
+  // Every log line passes through here: the checks below skip the expressions that cannot match it.
+  let out = text;
+  if (out.includes('://')) {
+    out = out.replace(USERINFO, `$1:${REDACTED}@`).replace(BARE_USER, (whole, scheme: string, user: string) => (user === REDACTED ? whole : `${scheme}${REDACTED}@`));
+  }
+  if (out.includes('=')) out = out.replace(QUERY_SECRET, (whole, sep: string, key: string) => (SECRET_QUERY_KEYS.has(key.toLowerCase()) ? `${sep}${key}=${REDACTED}` : whole));
+  if (AWS_NAME.test(out)) out = out.replace(AWS_SECRET_ASSIGNMENT, `$1$2${REDACTED}`);
+  return out;
 }
 
 const SECRET_NAME = /SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE_KEY|CREDENTIAL/i;

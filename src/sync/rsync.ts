@@ -93,7 +93,7 @@ async function runRsync(ctx: SyncContext, verbose: string, rules: ExcludeRule[])
   const args = rsyncArgs(ctx, verbose);
   ctx.log.info(`rsync ${args.join(' ')}`);
   try {
-    await runProgram('rsync', args, { cwd: ctx.cwd, env: ctx.env, log: ctx.log, signal: ctx.signal, label: 'rsync' });
+    await runProgram('rsync', args, { cwd: ctx.cwd, env: ctx.env, log: ctx.log, signal: ctx.signal, label: 'rsync', stderrIsErrors: true });
   } catch (err) {
     if (err instanceof CommandError) throw new StretcherError('SYNC_FAILED', `sync to ${ctx.dest} failed: ${err.message}`);
     throw err;

@@ -27,6 +27,8 @@ export interface PostFailure {
 }
 
 export interface Synced {
+  /** What this strategy does once the post commands succeeded (release: mark it good, retention). */
+  afterPostSuccess?(): Promise<void>;
   /** What this strategy does when a post command fails after the sync; absent: nothing (dest stays new). */
   afterPostFailure?(log: Log): Promise<PostFailure>;
 }

@@ -98,6 +98,19 @@ test("rsync: with --rsync-verbose the rsync program runs, with Go stretcher's ar
   assert.match(stats.stderr, /Number of files: /);
 });
 
+test('rsync: when the rsync program fails, its own reason is in the error and its error lines are logged as errors', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  writeFileSync(path.join(s.dest, 'old'), 'old');
+  s.manifest(`${s.archive(tar([{ path: 'new' }]))}commands:\n  failure: ['echo "$STRETCHER_ERROR" > ${s.out}/error']\n`);
+  const r = await s.run(`${s.root}/manifest.yml`, { args: ['--rsync-verbose=--no-such-rsync-option'] });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ERROR: rsync: .*no-such-rsync-option/, "rsync's stderr at error level");
+  assert.match(r.stderr, /ERROR: deploy failed: sync to \S+ failed: rsync exited with status 1: .*no-such-rsync-option/);
+  assert.match(readFileSync(`${s.out}/error`, 'utf8'), /rsync exited with status 1: .*no-such-rsync-option/);
+  assert.deepEqual(listTree(s.dest), ['old']);
+});
+
 test('rsync: --delete removes files the new version no longer has', async (t) => {
   const s = new Scenario(t);
   s.manifest(s.archive(tar([{ path: 'a' }, { path: 'b' }])));

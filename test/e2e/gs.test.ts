@@ -49,7 +49,7 @@ test('gs: watch polls the object metadata and redeploys when its generation chan
   const s = new Scenario(t);
   const gcs = await bucket(t, s);
   let pid = 0;
-  const watch = s.run('', { args: ['watch', 'gs://releases/app/v1/manifest.yml', '--interval=100ms', '--jitter=0'], env: { STORAGE_EMULATOR_HOST: gcs.host }, onSpawn: (p) => (pid = p) });
+  const watch = s.run('', { args: ['watch', 'gs://releases/app/v1/manifest.yml', '--interval=1s', '--jitter=0'], env: { STORAGE_EMULATOR_HOST: gcs.host }, onSpawn: (p) => (pid = p) });
   await until(() => existsSync(s.dest) && listTree(s.dest).length === 3, 'the first deploy');
   const v2 = tgz([{ path: 'v2.txt', body: 'two' }]);
   gcs.put('releases', 'app/v1/v2.tar.gz', v2);

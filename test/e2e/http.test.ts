@@ -97,7 +97,7 @@ test('http: 429 with Retry-After is honoured over a shorter --retry-wait', async
   });
   const r = await s.run(srv.url('/m.yml'), { args: ['--retry=1', '--retry-wait=1ms'] });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /HTTP 429 Too Many Requests from \S+; retrying in 1\.00s/);
+  assert.match(r.stderr, /HTTP 429 Too Many Requests from \S+; retrying in 1s/);
   assert.ok((times[1] as number) - (times[0] as number) >= 900, 'waited for Retry-After');
 });
 
@@ -145,7 +145,7 @@ test('http: a stalled server is cut off by --timeout, with failure commands and 
   const started = Date.now();
   const r = await s.run(srv.url('/m.yml'), { args: ['--timeout=1s', '--retry=5', '--retry-wait=10ms'] });
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /downloading \S+a\.tar timed out after 1\.00s \(--timeout\)/);
+  assert.match(r.stderr, /downloading \S+a\.tar timed out after 1s \(--timeout\)/);
   assert.ok(Date.now() - started < 20_000, 'sanity bound');
   assert.deepEqual(s.leftovers(), []);
 });

@@ -111,7 +111,7 @@ test('release: keep_releases deletes the oldest, never the current or previous',
     left.map((id) => readFileSync(path.join(s.releases, id, 'VERSION'), 'utf8')),
     ['v3', 'v4'],
   );
-  assert.deepEqual(readdirSync(s.releases).filter((n) => n.startsWith('.')).length, 2, 'sidecars of removed releases go too');
+  assert.deepEqual(readdirSync(s.releases).filter((n) => n.startsWith('.') && n !== '.switches.json').length, 2, 'sidecars of removed releases go too');
 });
 
 test('release: excludes apply (excluded entries are not unpacked)', async (t) => {
@@ -164,7 +164,7 @@ test('releases and rollback: list with marks, roll back to the previous or a nam
   const missing = await s.run('', { args: ['rollback', '--dest', s.current, '--to', 'nope'] });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /release nope does not exist/);
-  for (const bogus of ['..', '.', `.${r2}.json`, `../releases/${r2}`]) {
+  for (const bogus of ['..', '.', `.${r2}.json`, '.switches.json', `../releases/${r2}`]) {
     const r = await s.run('', { args: ['rollback', '--dest', s.current, '--to', bogus] });
     assert.equal(r.code, 1, bogus);
     assert.match(r.stderr, /does not exist in .*stretcher releases --dest/, bogus);

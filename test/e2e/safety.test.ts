@@ -30,6 +30,37 @@ test('two deploys to one dest run one after the other, never interleaved', async
   );
 });
 
+/** A flock(1) that takes a second to start, as on a loaded machine: the lock is free, only slow to take. */
+function slowFlock(s: Scenario): NodeJS.ProcessEnv {
+  const bin = path.join(s.root, 'slow-bin');
+  mkdirSync(bin, { recursive: true });
+  const real = execFileSync('sh', ['-c', 'command -v flock'], { encoding: 'utf8' }).trim();
+  writeFileSync(path.join(bin, 'flock'), `#!/bin/sh\nsleep 1\nexec ${real} "$@"\n`, { mode: 0o755 });
+  return { PATH: `${bin}:${process.env.PATH}` };
+}
+
+test('the lock names a real holder: a slow lock with no contender is not "waiting", nor does it name an exited deploy', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(`dest: ${s.dest}\ncommands:\n  pre: ["true"]\n`);
+  let firstPid = 0;
+  const first = await s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (firstPid = p) });
+  assert.equal(first.code, 0, first.stderr);
+  const env = slowFlock(s);
+  const second = await s.run(`${s.root}/manifest.yml`, { env });
+  assert.equal(second.code, 0, second.stderr);
+  assert.doesNotMatch(second.stderr, /waiting for another deploy/, `no contender (the last holder, pid ${firstPid}, has exited)`);
+
+  // A real contender is named by its own pid, even when taking the lock is slow.
+  s.manifest(`dest: ${s.dest}\ncommands:\n  pre: ["touch ${s.out}/holding; sleep 3"]\n`, 'hold.yml');
+  let holderPid = 0;
+  const holder = s.run(`${s.root}/hold.yml`, { onSpawn: (p) => (holderPid = p) });
+  await until(() => existsSync(`${s.out}/holding`), 'the holder');
+  const waiter = await s.run(`${s.root}/manifest.yml`, { env });
+  assert.equal(waiter.code, 0, waiter.stderr);
+  assert.match(waiter.stderr, new RegExp(`waiting for another deploy to ${s.dest} \\(pid ${holderPid}\\) to finish`));
+  assert.equal((await holder).code, 0);
+});
+
 test('deploys to different dests do not wait for each other', async (t) => {
   const s = new Scenario(t);
   for (const n of ['one', 'two']) {
@@ -127,9 +158,10 @@ test('state files are written atomically: no temp files remain, and each is vali
   const s = new Scenario(t);
   s.manifest(s.archive(tar([{ path: 'a' }])));
   for (let i = 0; i < 3; i++) assert.equal((await s.run(`${s.root}/manifest.yml`)).code, 0);
-  const files = readdirSync(path.join(s.state, 'deploys'));
-  assert.equal(files.length, 1);
+  const files = readdirSync(path.join(s.state, 'deploys')).sort();
+  assert.equal(files.length, 2, 'the record and the log, no temp files');
   assert.ok(files[0]?.endsWith('.json'));
+  assert.ok(files[1]?.endsWith('.log'));
   JSON.parse(readFileSync(path.join(s.state, 'deploys', files[0] as string), 'utf8'));
 });
 

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listTree, Scenario } from '../helpers/scenario.js';
 import { tar } from '../helpers/tar.js';
+import { running } from '../helpers/procs.js';
 import { until, untilLine } from '../helpers/wait.js';
 
 /** Running, as opposed to gone or a zombie (some container inits never reap orphans). */
@@ -102,3 +103,30 @@ for (const [what, entries] of [
     assert.deepEqual(s.leftovers(), []);
   });
 }
+
+test('SIGTERM: a child that ignores it gets SIGKILL even though sh exited at once; the lock is held until it is gone', async (t) => {
+  const s = new Scenario(t);
+  const m = `stretcher-test-${process.pid}-${Date.now()}`;
+  // sh dies of SIGTERM at once; its background child ignores SIGTERM and would outlive the deploy.
+  s.manifest(`dest: ${s.dest}
+commands:
+  pre:
+    - "sh -c 'trap \\"\\" TERM; touch ${s.out}/started; sleep 600 # ${m}' & sleep 600"
+`);
+  // The bracket keeps pgrep from matching the second pre's own command line.
+  s.manifest(`dest: ${s.dest}\ncommands:\n  pre: ["pgrep -f '[s]leep 600 # ${m}' > ${s.out}/seen-by-second || true"]\n`, 'second.yml');
+  let pid = 0;
+  const first = s.run(`${s.root}/manifest.yml`, { onSpawn: (p) => (pid = p) });
+  await until(() => existsSync(`${s.out}/started`), 'the stubborn child');
+  process.kill(pid, 'SIGTERM');
+  // A second deploy to the same dest, started while the first is stopping, must wait for the lock.
+  await sleep(300);
+  const second = s.run(`${s.root}/second.yml`);
+  const r = await first;
+  assert.equal(r.code, 143, r.stderr);
+  assert.match(r.stderr, /still running 5s after SIGTERM; sending SIGKILL to its process group/);
+  assert.deepEqual(running(`sleep 600 # ${m}`), [], 'the child that ignored SIGTERM is gone');
+  const r2 = await second;
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(readFileSync(`${s.out}/seen-by-second`, 'utf8'), '', "the second deploy's pre ran only after the first's group was gone");
+});

@@ -41,9 +41,13 @@ export class Scenario {
     return cleanEnv({ TMPDIR: this.tmp, STRETCHER_STATE_DIR: this.state, ...extra });
   }
 
-  run(stdin: string, opts: { args?: string[]; env?: NodeJS.ProcessEnv; cwd?: string; onSpawn?: (pid: number) => void; onStderr?: (text: string) => void } = {}): Promise<RunResult> {
+  run(
+    stdin: string,
+    opts: { args?: string[]; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; onSpawn?: (pid: number) => void; onStderr?: (text: string) => void } = {},
+  ): Promise<RunResult> {
     return runStretcher({
       stdin,
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
       args: opts.args ?? [],
       env: this.env(opts.env),
       cwd: opts.cwd ?? this.root,

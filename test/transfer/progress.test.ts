@@ -13,7 +13,7 @@ test('progress without a terminal: a line every 5 s of a long download, none for
   }
   const lines = text().trim().split('\n');
   assert.equal(lines.length, 2, text());
-  assert.equal(lines[0], '2026-11-23T10:00:00.000Z downloading: 25.0 MB of 100 MB (25%), 5.00 MB/s, 15.0s left');
+  assert.equal(lines[0], '2026-11-23T10:00:00.000Z downloading: 25.0 MB of 100 MB (25%), 5.00 MB/s, 15s left');
   assert.match(lines[1] as string, /downloading: 50\.0 MB of 100 MB \(50%\)/);
   assert.match(log.text(), /downloading: 25\.0 MB/, 'progress lines are part of the log commands receive');
 });

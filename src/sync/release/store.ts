@@ -8,6 +8,18 @@ import { removeTree } from '../../host/remove-tree.js';
 import { checkRealFilesystem, makeDirs } from '../../host/dirs.js';
 import { checkTrustedDir, nearestExisting } from '../../host/trust.js';
 
+/** How a release's deploy went: `pending` until its post commands succeed; none for an older stretcher's. */
+export type ReleaseStatus = 'pending' | 'ok' | 'failed';
+
+/** The commands of the manifest that deployed a release, kept so that a rollback to it can run them. */
+export interface ReleaseHooks {
+  post: string[];
+  success: string[];
+  failure: string[];
+  /** The manifest's command_timeout, if it had one. */
+  commandTimeoutMs?: number;
+}
+
 export interface ReleaseInfo {
   id: string;
   dir: string;
@@ -15,6 +27,8 @@ export interface ReleaseInfo {
   checksum: string;
   time: string;
   manifestUrl?: string;
+  status?: ReleaseStatus;
+  hooks?: ReleaseHooks;
 }
 
 interface ReleaseMeta {
@@ -22,7 +36,19 @@ interface ReleaseMeta {
   checksum: string;
   time: string;
   manifest_url?: string;
+  status?: ReleaseStatus;
+  hooks?: ReleaseHooks;
 }
+
+/** A switch of dest: by a deploy, or by an operator's rollback. */
+export interface Switch {
+  id: string;
+  time: string;
+  by: 'deploy' | 'rollback';
+}
+
+/** How many switches are remembered: far more than keep_releases, so "previous" is always known. */
+const MAX_SWITCHES = 200;
 
 /**
  * `20261123T235959.123Z-e0840daaa97c`: fixed width, so names sort chronologically (milliseconds, because
@@ -32,7 +58,8 @@ const RELEASE_ID = /^(\d{8}T\d{6}\.\d{3}Z)-([0-9a-f]{12})(?:-(\d+))?$/;
 
 /**
  * The releases of one dest: directories `<releases_dir>/<id>`, metadata in hidden sidecars
- * (`.<id>.json`, so nothing is added to the application's own tree), and dest a symlink to one of them.
+ * (`.<id>.json`, so nothing is added to the application's own tree), the history of switches
+ * (`.switches.json`), and dest a symlink to one of them.
  */
 export class ReleaseStore {
   constructor(
@@ -80,9 +107,7 @@ export class ReleaseStore {
 
   async info(id: string): Promise<ReleaseInfo> {
     const m = RELEASE_ID.exec(id);
-    const meta = await readFile(this.metaPath(id), 'utf8')
-      .then((t) => JSON.parse(t) as ReleaseMeta)
-      .catch(() => undefined);
+    const meta = await this.readJson<ReleaseMeta>(this.metaPath(id));
     const stamp = m?.[1] ?? '';
     const time = meta?.time ?? `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13)}`;
     return {
@@ -91,23 +116,73 @@ export class ReleaseStore {
       checksum: meta?.checksum ?? m?.[2] ?? '',
       time,
       ...(meta?.manifest_url ? { manifestUrl: meta.manifest_url } : {}),
+      ...(meta?.status ? { status: meta.status } : {}),
+      ...(meta?.hooks ? { hooks: meta.hooks } : {}),
     };
   }
 
   /**
-   * The sidecar, written to a new private file (O_EXCL: never through anything already there) and renamed
-   * over the old one, so that a crash leaves a whole sidecar or none.
+   * The sidecar: checksum, manifest URL, how the deploy went, and the commands a rollback to the release
+   * runs (they may hold what a template filled in, so the file is root's alone: 0600).
    */
-  async writeMeta(id: string, checksum: string, manifestUrl: string): Promise<void> {
-    const meta: ReleaseMeta = { id, checksum, time: new Date().toISOString(), manifest_url: manifestUrl };
-    const tmp = `${this.metaPath(id)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  async writeMeta(id: string, meta: { checksum: string; manifestUrl: string; hooks: ReleaseHooks }): Promise<void> {
+    await this.writeJson(this.metaPath(id), {
+      id,
+      checksum: meta.checksum,
+      time: new Date().toISOString(),
+      manifest_url: meta.manifestUrl,
+      status: 'pending',
+      hooks: meta.hooks,
+    } satisfies ReleaseMeta);
+  }
+
+  async setStatus(id: string, status: ReleaseStatus): Promise<void> {
+    const meta = await this.readJson<ReleaseMeta>(this.metaPath(id));
+    if (meta) await this.writeJson(this.metaPath(id), { ...meta, status });
+  }
+
+  /** Written to a new private file (O_EXCL: never through anything already there) and renamed over the old one. */
+  private async writeJson(file: string, value: unknown): Promise<void> {
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
-      await writeFile(tmp, `${JSON.stringify(meta, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
-      await rename(tmp, this.metaPath(id));
+      await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+      await rename(tmp, file);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
+  }
+
+  private async readJson<T>(file: string): Promise<T | undefined> {
+    return readFile(file, 'utf8')
+      .then((t) => JSON.parse(t) as T)
+      .catch(() => undefined);
+  }
+
+  /** Every switch of dest, oldest first. */
+  async switches(): Promise<Switch[]> {
+    const history = await this.readJson<{ switches?: Switch[] }>(this.historyPath());
+    return Array.isArray(history?.switches) ? history.switches : [];
+  }
+
+  private async saveSwitches(switches: Switch[]): Promise<void> {
+    await this.writeJson(this.historyPath(), { switches: switches.slice(-MAX_SWITCHES) });
+  }
+
+  /** Remembers that dest now points at `id` (what was current before is remembered first, if it was not). */
+  async recordSwitch(from: string | undefined, id: string, by: Switch['by']): Promise<void> {
+    const switches = await this.switches();
+    if (from !== undefined && switches[switches.length - 1]?.id !== from) switches.push({ id: from, time: new Date().toISOString(), by: 'deploy' });
+    switches.push({ id, time: new Date().toISOString(), by });
+    await this.saveSwitches(switches);
+  }
+
+  /** Forgets the last switch when it was to `id`: a release whose post failed was never really live. */
+  async forgetSwitch(id: string): Promise<void> {
+    const switches = await this.switches();
+    if (switches[switches.length - 1]?.id !== id) return;
+    switches.pop();
+    await this.saveSwitches(switches);
   }
 
   /** The release dest points at now, if it points into this store. */
@@ -118,11 +193,34 @@ export class ReleaseStore {
     return path.dirname(abs) === path.resolve(this.dir) && RELEASE_ID.test(path.basename(abs)) ? path.basename(abs) : undefined;
   }
 
-  /** The newest release older than `id` (what `rollback` goes back to). */
+  /**
+   * The release that was live before `id` (what `rollback` goes back to): from the switch history, the
+   * last one before `id`'s own switch that still exists and did not fail. Without a history (releases made
+   * by an older stretcher), the newest release older than `id` by name.
+   */
   async previous(id: string | undefined): Promise<string | undefined> {
     if (id === undefined) return undefined;
+    const switches = await this.switches();
+    const at = switches.map((s) => s.id).lastIndexOf(id);
+    if (at >= 0) {
+      const listed = new Map((await this.list()).map((r) => [r.id, r] as const));
+      for (let i = at - 1; i >= 0; i--) {
+        const candidate = listed.get((switches[i] as Switch).id);
+        if (candidate && candidate.id !== id && candidate.status !== 'failed') return candidate.id;
+      }
+      return undefined;
+    }
     const older = (await this.list()).map((r) => r.id).filter((r) => r < id);
     return older[older.length - 1];
+  }
+
+  /** The switch that made `id` current, when it was an operator's rollback (a second one must not undo it). */
+  async rolledBackTo(id: string | undefined): Promise<{ from?: string } | undefined> {
+    const switches = await this.switches();
+    const last = switches[switches.length - 1];
+    if (id === undefined || last?.id !== id || last.by !== 'rollback') return undefined;
+    const from = switches[switches.length - 2]?.id;
+    return from !== undefined ? { from } : {};
   }
 
   /**
@@ -145,10 +243,16 @@ export class ReleaseStore {
     }
   }
 
-  /** Deletes the oldest releases beyond `keep`, never one in `protect`. Returns the ids removed. */
+  /**
+   * Retention, run once a deploy's post commands succeeded: releases whose deploy failed (or never
+   * finished) go first and never count; of the rest, the newest `keep` stay. Never one in `protect` (the
+   * current and previous releases). Returns the ids removed.
+   */
   async prune(keep: number, protect: ReadonlySet<string>): Promise<string[]> {
-    const ids = (await this.list()).map((r) => r.id);
-    const excess = ids.slice(0, Math.max(0, ids.length - keep)).filter((id) => !protect.has(id));
+    const releases = await this.list();
+    const unfinished = releases.filter((r) => r.status === 'failed' || r.status === 'pending');
+    const good = releases.filter((r) => r.status !== 'failed' && r.status !== 'pending');
+    const excess = [...unfinished, ...good.slice(0, Math.max(0, good.length - keep))].map((r) => r.id).filter((id) => !protect.has(id));
     for (const id of excess) {
       await removeTree(path.join(this.dir, id));
       await rm(this.metaPath(id), { force: true });
@@ -167,7 +271,15 @@ export class ReleaseStore {
     await checkTrustedDir(this.dir, `releases_dir ${this.dir}`);
   }
 
+  dirOf(id: string): string {
+    return path.join(this.dir, id);
+  }
+
   private metaPath(id: string): string {
     return path.join(this.dir, `.${id}.json`);
+  }
+
+  private historyPath(): string {
+    return path.join(this.dir, '.switches.json');
   }
 }

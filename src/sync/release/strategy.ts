@@ -42,7 +42,9 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
       await checkDestination(manifest.dest, 'symlink', 'release');
       await store.checkDest();
       previous = await store.current();
-      if (previous && !opts.force && manifest.identity.startsWith((await store.info(previous)).checksum)) {
+      const live = previous ? await store.info(previous) : undefined;
+      // A release whose post failed (kept with rollback_on_failure: false) is not "current": it is redeployed.
+      if (previous && live && !opts.force && live.status !== 'failed' && manifest.identity.startsWith(live.checksum)) {
         return {
           alreadyCurrent: `release ${previous} (checksum ${manifest.identity.slice(0, 12)}) is already current at ${manifest.dest}; nothing to do (--force redeploys)`,
           release: previous,
@@ -65,18 +67,31 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
       const releaseId = id as string;
       await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, log, 'release');
       await rename(ctx.staging, path.join(store.dir, releaseId));
-      await store.writeMeta(releaseId, manifest.identity, manifest.url.shown);
+      const { post, success, failure } = manifest.commands;
+      const hooks = { post, success, failure, ...(manifest.commandTimeoutMs !== undefined ? { commandTimeoutMs: manifest.commandTimeoutMs } : {}) };
+      await store.writeMeta(releaseId, { checksum: manifest.identity, manifestUrl: manifest.url.shown, hooks });
       await store.switchTo(releaseId);
+      await store.recordSwitch(previous, releaseId, 'deploy');
       log.info(`switched ${manifest.dest} to release ${releaseId}${previous ? ` (was ${previous})` : ''}`);
-      const keep = new Set([releaseId, previous, await store.previous(releaseId)].filter((x): x is string => x !== undefined));
-      const removed = await store.prune(manifest.keepReleases, keep);
-      if (removed.length) log.info(`removed ${removed.length} old release${removed.length > 1 ? 's' : ''} (keep_releases ${manifest.keepReleases}): ${removed.join(', ')}`);
       return {
+        // Only now is the new release known good: retention never removes a good release for a failed one.
+        async afterPostSuccess(): Promise<void> {
+          try {
+            await store.setStatus(releaseId, 'ok');
+            const keep = new Set([releaseId, previous, await store.previous(releaseId)].filter((x): x is string => x !== undefined));
+            const removed = await store.prune(manifest.keepReleases, keep);
+            if (removed.length) log.info(`removed ${removed.length} old release${removed.length > 1 ? 's' : ''} (keep_releases ${manifest.keepReleases}): ${removed.join(', ')}`);
+          } catch (err) {
+            log.warn(`cannot remove old releases: ${errorMessage(err)}`);
+          }
+        },
         // A failed post: dest goes back to what it was before the failure commands run.
         async afterPostFailure(): Promise<PostFailure> {
+          await store.setStatus(releaseId, 'failed').catch((err: unknown) => log.warn(`cannot mark release ${releaseId} failed: ${errorMessage(err)}`));
           if (!manifest.rollbackOnFailure) return { rolledBack: false, release: releaseId };
           try {
             log.warn(`post failed: rolled back to ${await switchBack()}`);
+            await store.forgetSwitch(releaseId);
             return { rolledBack: true, ...(previous ? { release: previous } : {}) };
           } catch (err) {
             log.error(`rollback failed: ${errorMessage(err)}`);
