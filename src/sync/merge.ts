@@ -1,11 +1,11 @@
-import type { Dirent, Stats } from 'node:fs';
-import { chmod, lchown, lstat, lutimes, mkdir, open, readdir, readlink, rename, rmdir, unlink, utimes } from 'node:fs/promises';
+import { chmodSync, closeSync, type Dirent, lchownSync, lstatSync, lutimesSync, openSync, readdirSync, readlinkSync, readSync, renameSync, type Stats, unlinkSync, utimesSync } from 'node:fs';
+import { lstat, mkdir, readdir, rename, rmdir, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { removeTree } from '../host/remove-tree.js';
 import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
 import type { Log } from '../shared/log.js';
 import { Carrier, Custody, conflict } from './carry.js';
-import { writable } from './writable.js';
+import { writable, writableSync } from './writable.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
 
 export interface MergeOptions {
@@ -80,13 +80,25 @@ class Merger {
     return this.opts.rules.length > 0 && isExcluded(this.opts.rules, rel, isDir);
   }
 
-  /** Merges staged `s` into `d`, a directory nobody else can change; then d gets s's attributes. */
+  /**
+   * Merges staged `s` into `d`, a directory nobody else can change; then d gets s's attributes.
+   *
+   * The common steps are synchronous calls: a tree of 10,000 files takes some 100,000 of them, and each
+   * round trip through libuv's thread pool cost about 45 us of waiting on this 2-core machine (7.2 s for
+   * the benchmark's update, against 0.4 s for the same calls made directly). The event loop gets a turn
+   * before each directory, so a signal still stops a merge of a large tree promptly.
+   */
   async mergeDir(s: string, d: string, rel: string, ignore?: ReadonlySet<string>): Promise<void> {
-    await writable(s);
-    await writable(d);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    writableSync(s);
+    writableSync(d);
     // What the archive has but excludes is not sent: for dest, as if the archive did not have it.
-    const staged = new Map((await readdir(s, { withFileTypes: true })).filter((e) => !this.excluded(join(rel, e.name), e.isDirectory())).map((e) => [e.name, e] as const));
-    for (const e of await readdir(d, { withFileTypes: true })) {
+    const staged = new Map(
+      readdirSync(s, { withFileTypes: true })
+        .filter((e) => !this.excluded(join(rel, e.name), e.isDirectory()))
+        .map((e) => [e.name, e] as const),
+    );
+    for (const e of readdirSync(d, { withFileTypes: true })) {
       if (staged.has(e.name) || ignore?.has(e.name)) continue;
       const relEntry = join(rel, e.name);
       if (!this.excluded(relEntry, e.isDirectory())) await this.remove(d, e, relEntry);
@@ -94,27 +106,27 @@ class Merger {
     for (const [name, e] of staged) {
       const relEntry = join(rel, name);
       const from = path.join(s, name);
-      const src = await lstat(from);
+      const src = lstatSync(from);
       const to = path.join(d, name);
-      const dst = await lstat(to).catch(() => undefined);
+      const dst = lstatSync(to, { throwIfNoEntry: false });
       if (!dst) {
         if (src.isDirectory()) await this.prune(from, relEntry);
-        await rename(from, to);
+        renameSync(from, to);
         this.counts.added++;
       } else if (src.isDirectory() && dst.isDirectory()) {
         const attributes = attributesOf(src);
         if (isTrustedDir(dst)) await this.mergeDir(from, to, relEntry);
         else await this.replaceDir(from, to, relEntry);
-        await this.apply(to, attributes);
-      } else if (await same(from, src, to, dst)) {
-        await this.apply(to, attributesOf(src), src.isSymbolicLink());
+        this.applySync(to, attributes);
+      } else if (this.same(from, src, to, dst)) {
+        this.applySync(to, attributesOf(src), src.isSymbolicLink(), dst);
         this.counts.unchanged++;
       } else {
         // A rename replaces a file or symlink atomically, but not a directory with a file, nor the reverse.
         if (dst.isDirectory()) await this.removeForReplacement(d, e, relEntry);
-        else if (src.isDirectory()) await unlink(to);
+        else if (src.isDirectory()) unlinkSync(to);
         if (src.isDirectory()) await this.prune(from, relEntry);
-        await rename(from, to);
+        renameSync(from, to);
         this.counts.replaced++;
       }
     }
@@ -200,16 +212,53 @@ class Merger {
 
   /** Gives an entry of dest (in a directory nobody else can change) the attributes rsync -a would. */
   async apply(abs: string, a: Attributes, symlink = false): Promise<void> {
-    const st = await lstat(abs);
+    this.applySync(abs, a, symlink);
+  }
+
+  /** apply, by direct calls (see mergeDir); `known` is abs's lstat when the caller just took it. */
+  applySync(abs: string, a: Attributes, symlink = false, known?: Stats): void {
+    const st = known ?? lstatSync(abs);
     const chown = this.opts.keepOwners && (st.uid !== a.uid || st.gid !== a.gid);
-    if (chown) await lchown(abs, a.uid, a.gid);
+    if (chown) lchownSync(abs, a.uid, a.gid);
     if (symlink) {
-      if (st.mtimeMs !== a.mtime.getTime()) await lutimes(abs, a.atime, a.mtime);
+      if (st.mtimeMs !== a.mtime.getTime()) lutimesSync(abs, a.atime, a.mtime);
       return;
     }
     // chown clears setuid bits: the mode goes after it.
-    if (chown || (st.mode & 0o7777) !== (a.mode & 0o7777)) await chmod(abs, a.mode & 0o7777);
-    if (st.mtimeMs !== a.mtime.getTime()) await utimes(abs, a.atime, a.mtime);
+    if (chown || (st.mode & 0o7777) !== (a.mode & 0o7777)) chmodSync(abs, a.mode & 0o7777);
+    if (st.mtimeMs !== a.mtime.getTime()) utimesSync(abs, a.atime, a.mtime);
+  }
+
+  /** Whether dest already has the staged entry: the same type and content (a symlink's target). */
+  private same(from: string, src: Stats, to: string, dst: Stats): boolean {
+    if (src.isSymbolicLink() && dst.isSymbolicLink()) return readlinkSync(from) === readlinkSync(to);
+    if (!src.isFile() || !dst.isFile() || src.size !== dst.size) return false;
+    return this.sameContent(from, to, src.size);
+  }
+
+  // Two buffers for the whole merge: comparing allocates nothing per file.
+  private readonly left = Buffer.allocUnsafe(CHUNK);
+  private readonly right = Buffer.allocUnsafe(CHUNK);
+
+  private sameContent(a: string, b: string, size: number): boolean {
+    if (size === 0) return true;
+    const fa = openSync(a, 'r');
+    try {
+      const fb = openSync(b, 'r');
+      try {
+        for (let pos = 0; pos < size; ) {
+          const ra = readSync(fa, this.left, 0, CHUNK, pos);
+          const rb = readSync(fb, this.right, 0, CHUNK, pos);
+          if (ra === 0 || ra !== rb || this.left.compare(this.right, 0, rb, 0, ra) !== 0) return false;
+          pos += ra;
+        }
+        return true;
+      } finally {
+        closeSync(fb);
+      }
+    } finally {
+      closeSync(fa);
+    }
   }
 }
 
@@ -251,28 +300,4 @@ function join(rel: string, name: string): string {
   return rel ? `${rel}/${name}` : name;
 }
 
-/** Whether dest already has the staged entry: the same type and content (a symlink's target). */
-async function same(from: string, src: Stats, to: string, dst: Stats): Promise<boolean> {
-  if (src.isSymbolicLink() && dst.isSymbolicLink()) return (await readlink(from)) === (await readlink(to));
-  if (!src.isFile() || !dst.isFile() || src.size !== dst.size) return false;
-  return sameContent(from, to, src.size);
-}
-
 const CHUNK = 256 * 1024;
-
-async function sameContent(a: string, b: string, size: number): Promise<boolean> {
-  if (size === 0) return true;
-  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
-  try {
-    const ba = Buffer.allocUnsafe(Math.min(CHUNK, size));
-    const bb = Buffer.allocUnsafe(ba.length);
-    for (let pos = 0; pos < size; ) {
-      const [ra, rb] = await Promise.all([fa.read(ba, 0, ba.length, pos), fb.read(bb, 0, bb.length, pos)]);
-      if (ra.bytesRead === 0 || ra.bytesRead !== rb.bytesRead || !ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
-      pos += ra.bytesRead;
-    }
-    return true;
-  } finally {
-    await Promise.all([fa.close(), fb.close()]);
-  }
-}

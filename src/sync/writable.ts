@@ -1,3 +1,4 @@
+import { chmodSync, lstatSync } from 'node:fs';
 import { chmod, lstat } from 'node:fs/promises';
 
 /**
@@ -9,4 +10,11 @@ export async function writable(dir: string): Promise<void> {
   if (process.geteuid?.() === 0) return;
   const st = await lstat(dir);
   if ((st.mode & 0o700) !== 0o700) await chmod(dir, (st.mode & 0o7777) | 0o700);
+}
+
+/** writable, by direct calls (the merge's hot path). */
+export function writableSync(dir: string): void {
+  if (process.geteuid?.() === 0) return;
+  const st = lstatSync(dir);
+  if ((st.mode & 0o700) !== 0o700) chmodSync(dir, (st.mode & 0o7777) | 0o700);
 }
