@@ -1,3 +1,4 @@
+import type { KnownSameFiles } from './shared/known-same.js';
 import type { KeyObject } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -95,6 +96,8 @@ class DeployRun {
   private strategy: SyncStrategy | undefined;
   private workDir: string | undefined;
   private staging: string | undefined;
+  /** Staged files that unpacking found the same as dest's (the rsync strategy's merge uses them). */
+  private knownSame: KnownSameFiles | undefined;
   private synced: Synced | undefined;
   private release: string | undefined;
   /** Set when there was nothing to do (the release strategy's "already current"). */
@@ -173,10 +176,11 @@ class DeployRun {
     await removeDeadDebris(tmpdir(), WORK_DEBRIS, this.log);
     await recoverDebris(dest, this.log);
     this.workDir = await mkdtemp(path.join(tmpdir(), workDirPrefix()));
-    this.staging = await (this.strategy as SyncStrategy).createStaging(dest, this.workDir);
+    const strategy = this.strategy as SyncStrategy;
+    this.staging = await strategy.createStaging(dest, this.workDir);
     // node-tar and the writer threads are loaded only by deploys that unpack something.
     const { unpackArchives } = await import('./unpack/archives.js');
-    await unpackArchives(archives, this.staging, this.workDir, this.transfer, this.opts.limits, this.log);
+    this.knownSame = await unpackArchives(archives, this.staging, this.workDir, this.transfer, this.opts.limits, this.log, await strategy.compareWith?.());
   }
 
   /** pre runs once the archive is verified and unpacked, and before anything changes at dest. */
@@ -196,6 +200,7 @@ class DeployRun {
       dest: manifest.dest,
       excludes: manifest.excludes,
       ...(manifest.excludeFrom !== undefined ? { excludeFrom: manifest.excludeFrom } : {}),
+      ...(this.knownSame ? { knownSame: this.knownSame } : {}),
     });
   }
 
