@@ -23,6 +23,8 @@ export class Counterpart {
     path: string,
     private readonly size: number,
   ) {
+    // An empty file needs no reading: the merge finds it the same by its size alone.
+    if (size <= 0) return;
     try {
       const st = lstatSync(path, { bigint: true, throwIfNoEntry: false });
       if (!st?.isFile() || st.size !== BigInt(size)) return;
