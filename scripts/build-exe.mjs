@@ -64,20 +64,53 @@ const common = {
 };
 
 const worker = await build({ ...common, entryPoints: ['src/unpack/writer/worker.ts'] });
+
+// The S3 SDK is more than half of the bundle (1.4 of 2.5 MB). In the main script every start would parse
+// it and load its code cache, for a --version or an http deploy that never uses it (bench/RESULTS.md).
+// It is a blob asset instead, compiled by the first s3:// deploy: the main script's imports of these
+// packages resolve to stubs that call __stretcherSdk() (the banner below).
+const SDK_PACKAGES = ['@aws-sdk/client-s3', '@smithy/node-http-handler'];
+const sdk = await build({
+  ...common,
+  stdin: { contents: `module.exports = { ${SDK_PACKAGES.map((p) => `${JSON.stringify(p)}: require(${JSON.stringify(p)})`).join(', ')} };`, resolveDir: ROOT, loader: 'js' },
+});
+const sdkFile = path.join(WORK, 's3-sdk.cjs');
+writeFileSync(sdkFile, sdk.outputFiles[0].text);
+const sdkStubs = {
+  name: 'sdk-asset',
+  setup(b) {
+    b.onResolve({ filter: /^(@aws-sdk\/client-s3|@smithy\/node-http-handler)$/ }, (args) => ({ path: args.path, namespace: 'sdk-asset' }));
+    b.onLoad({ filter: /.*/, namespace: 'sdk-asset' }, (args) => ({ contents: `module.exports = __stretcherSdk()[${JSON.stringify(args.path)}];`, loader: 'js' }));
+  },
+};
+const sdkLoader = `var __stretcherSdkExports;
+function __stretcherSdk() {
+  if (!__stretcherSdkExports) {
+    const module = { exports: {} };
+    const source = require('node:sea').getAsset('s3-sdk.cjs', 'utf8');
+    require('node:vm').compileFunction(source, ['exports', 'require', 'module'], { filename: 's3-sdk.cjs' })(module.exports, require, module);
+    __stretcherSdkExports = module.exports;
+  }
+  return __stretcherSdkExports;
+}`;
+
 const main = await build({
   ...common,
   entryPoints: ['src/cli/main.ts'],
   define: { ...common.define, STRETCHER_EMBEDDED_WORKER: JSON.stringify(worker.outputFiles[0].text) },
+  plugins: [sdkStubs],
+  banner: { js: sdkLoader },
   // Only pool.ts reads import.meta.url, and only when no embedded worker is defined.
   logOverride: { 'empty-import-meta': 'silent' },
 });
+for (const p of SDK_PACKAGES) if (!main.outputFiles[0].text.includes(`__stretcherSdk()[${JSON.stringify(p)}]`)) throw new Error(`${p} was not stubbed`);
 const mainFile = path.join(WORK, 'stretcher.cjs');
 // esbuild keeps main.ts's shebang; a SEA main is a script, not a file the kernel runs.
 writeFileSync(mainFile, main.outputFiles[0].text.replace(/^#!.*\n/, ''));
 
 const blob = path.join(WORK, 'sea-prep.blob');
 const config = path.join(WORK, 'sea-config.json');
-writeFileSync(config, JSON.stringify({ main: mainFile, output: blob, disableExperimentalSEAWarning: true, useCodeCache: CODE_CACHE, useSnapshot: false }, null, 2));
+writeFileSync(config, JSON.stringify({ main: mainFile, output: blob, disableExperimentalSEAWarning: true, useCodeCache: CODE_CACHE, useSnapshot: false, assets: { 's3-sdk.cjs': sdkFile } }, null, 2));
 // The blob is read by the same Node release that runs it: it is made by the runtime itself.
 quietly(RUNTIME, ['--experimental-sea-config', config]);
 
