@@ -193,8 +193,8 @@ test('hole 6: a non-root deploy of read-only directories leaves nothing it canno
     writeFileSync(path.join(s.root, `${v}.tar`), archive(v));
     writeFileSync(path.join(s.root, `${v}.yml`), `src: ${v}.tar\nchecksum: ${sha1(archive(v))}\ndest: ${s.dest}\nsync_strategy: ${strategy}\ncommands:\n  pre: ["${pre}"]\n`);
     const { spawnSync } = await import('node:child_process');
-    const { CLI } = await import('../helpers/cli.js');
-    return spawnSync('setpriv', ['--reuid', String(ATTACKER), '--regid', String(ATTACKER), '--clear-groups', process.execPath, CLI], {
+    const { STRETCHER_ARGV } = await import('../helpers/cli.js');
+    return spawnSync('setpriv', ['--reuid', String(ATTACKER), '--regid', String(ATTACKER), '--clear-groups', ...STRETCHER_ARGV], {
       input: path.join(s.root, `${v}.yml`),
       env: s.env(),
       cwd: s.out,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { CLI } from '../helpers/cli.js';
+import { STRETCHER_SHELL } from '../helpers/cli.js';
 import { Scenario } from '../helpers/scenario.js';
 
 test('CLI: --log-format json writes only JSON lines on stderr', async (t) => {
@@ -48,7 +48,7 @@ test('a slow reader of stderr still gets the whole log: stretcher waits for its 
   const s = new Scenario(t);
   s.manifest(`dest: ${s.dest}\ncommands:\n  pre: ["seq 1 100000"]\n`);
   // The reader takes nothing for a second, so all but the pipe's 64 KiB is still queued when the deploy ends.
-  const script = `echo ${s.root}/manifest.yml | "${process.execPath}" "${CLI}" 2>&1 >/dev/null | (sleep 1; cat) > ${s.out}/stderr`;
+  const script = `echo ${s.root}/manifest.yml | ${STRETCHER_SHELL} 2>&1 >/dev/null | (sleep 1; cat) > ${s.out}/stderr`;
   const r = spawnSync('sh', ['-c', script], { env: s.env(), encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
   const got = readFileSync(`${s.out}/stderr`, 'utf8');

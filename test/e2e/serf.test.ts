@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CLI, cleanEnv } from '../helpers/cli.js';
+import { cleanEnv, STRETCHER_SHELL } from '../helpers/cli.js';
 import { Scenario } from '../helpers/scenario.js';
 import { type Agent, formCluster, serf, startAgent } from '../helpers/serf.js';
 import { until, untilLine } from '../helpers/wait.js';
@@ -21,7 +21,7 @@ commands:
   post:
     - echo "$SERF_USER_EVENT $SERF_SELF_NAME" > ${nodes}/$SERF_SELF_NAME/seen
 `);
-  const stretcher = `${process.execPath} ${CLI}`;
+  const stretcher = STRETCHER_SHELL;
   const agents = [];
   for (const name of ['a', 'b', 'c']) {
     const env = cleanEnv({ TMPDIR: s.tmp, STRETCHER_STATE_DIR: path.join(s.state, name) });

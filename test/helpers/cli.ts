@@ -1,7 +1,21 @@
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/**
+ * The stretcher under test. STRETCHER_TEST_BIN names an executable to run instead of dist/cli.js on this
+ * Node (the one-file build, `STRETCHER_TEST_BIN=dist/stretcher-linux-x64`), so that every end-to-end test
+ * also checks the program as it is shipped. The children's environment never carries it (cleanEnv).
+ */
+export const BIN_UNDER_TEST: string | undefined = process.env.STRETCHER_TEST_BIN ? path.resolve(process.env.STRETCHER_TEST_BIN) : undefined;
+
+/** The argv that starts stretcher, before its own arguments: every test that runs it goes through this. */
+export const STRETCHER_ARGV: readonly [string, ...string[]] = BIN_UNDER_TEST ? [BIN_UNDER_TEST] : [process.execPath, CLI];
+
+/** STRETCHER_ARGV as a shell command line (for serf handlers and pipelines). */
+export const STRETCHER_SHELL: string = STRETCHER_ARGV.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(' ');
 
 export interface RunResult {
   code: number | null;
@@ -38,7 +52,8 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 /** Runs the built CLI as a user would: argv, stdin, environment; returns exit code and output. */
 export function runStretcher(opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...(opts.args ?? [])], {
+    const [file, ...before] = STRETCHER_ARGV;
+    const child = spawn(file, [...before, ...(opts.args ?? [])], {
       env: opts.env ?? cleanEnv(),
       cwd: opts.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -43,10 +43,17 @@ export interface WriterReply {
 }
 
 /**
- * A writer thread: dist/unpack-worker.js beside the bundle; run from src/ (the unit tests, through tsx),
- * the TypeScript source beside this file.
+ * The writer thread's bundled source, compiled into the one-file executable (scripts/build-exe.mjs): a
+ * single executable application has no file beside it to start a thread from.
+ */
+declare const STRETCHER_EMBEDDED_WORKER: string | undefined;
+
+/**
+ * A writer thread: in the executable, its embedded source; from dist/, unpack-worker.js beside the bundle;
+ * run from src/ (the unit tests, through tsx), the TypeScript source beside this file.
  */
 function startWorker(options: WorkerOptions): Worker {
+  if (typeof STRETCHER_EMBEDDED_WORKER === 'string') return new Worker(STRETCHER_EMBEDDED_WORKER, { ...options, eval: true });
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./unpack-worker.js', import.meta.url), options);
   // A thread does not inherit tsx's loader hooks: it registers them before loading the source.
   const source = JSON.stringify(new URL('./worker.ts', import.meta.url).href);
