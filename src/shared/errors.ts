@@ -26,6 +26,7 @@ export type ErrorCode =
   // Commands, syncing, releases.
   | 'COMMAND_FAILED'
   | 'COMMAND_TIMEOUT'
+  | 'HEALTH_FAILED'
   | 'SYNC_FAILED'
   | 'DEST_INVALID'
   | 'RELEASE_INVALID'
