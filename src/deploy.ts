@@ -47,7 +47,7 @@ export interface DeployOptions {
 
 export interface DeployOutcome {
   ok: boolean;
-  /** release strategy: the release dest points at afterwards. */
+  /** release strategy: the release dest points at afterwards (after a failure, only once dest was switched). */
   release?: string;
   error?: unknown;
   manifest?: Manifest;
@@ -281,7 +281,8 @@ class DeployRun {
         this.log.warn(errorMessage(err));
       }
     }
-    return { ok: false, error: this.error, ...manifest, durationMs };
+    // The release dest points at, when this deploy got as far as switching it (and maybe back).
+    return { ok: false, error: this.error, ...manifest, ...(this.synced && this.release ? { release: this.release } : {}), durationMs };
   }
 
   async unlock(): Promise<void> {
