@@ -16,6 +16,7 @@ import { deployExitStatus, underConsul } from './exit.js';
 import type { FlagValues, Invocation } from './flags.js';
 import { operandUrl } from './operand.js';
 import { commandLog } from './output.js';
+import type { Requested } from './query.js';
 import { installSignals, type Signals } from './signals.js';
 
 /** Body inactivity after which a transfer counts as broken (and is retried). */
@@ -35,7 +36,7 @@ export async function stdinCommand(inv: Invocation, env: NodeJS.ProcessEnv): Pro
     log.error(errorMessage(err));
     return deployExitStatus(err, env);
   }
-  if (request.kind === 'query') return (await import('./query.js')).queryCommand(request, inv, env, signals);
+  if (request.kind === 'query') return (await import('./query.js')).queryCommand(request, inv, env, signals, requestedDeploy);
   if (request.kind === 'nothing') {
     log.info(request.reason);
     // An empty array is what a watch sends when it starts: fine under consul, an error by hand.
@@ -73,9 +74,6 @@ async function runDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, in
   if (!ran.outcome.ok && underConsul(env)) log.info('exiting 0 despite the failure: consul watch stops watching when its handler fails');
   return deployExitStatus(ran.outcome.ok ? undefined : ran.outcome.error, env);
 }
-
-/** How a requested deploy went: refused before it began (a bad URL or key), skipped (a Consul event seen before), or run. */
-export type Requested = { kind: 'refused'; error: unknown } | { kind: 'skipped' } | { kind: 'ran'; outcome: DeployOutcome };
 
 /** A deploy asked for by an event, the command line or a Serf query: run, and recorded in the state directory. */
 export async function requestedDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, inv: Invocation, env: NodeJS.ProcessEnv, log: Log, signals: Signals): Promise<Requested> {

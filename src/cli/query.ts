@@ -6,13 +6,19 @@ import { StateStore } from '../host/state.js';
 import { errorMessage } from '../shared/errors.js';
 import { Log } from '../shared/log.js';
 import { Redactor } from '../shared/redact.js';
-import { requestedDeploy } from './deploy.js';
+import type { DeployOutcome } from '../deploy.js';
 import type { Invocation } from './flags.js';
 import type { Signals } from './signals.js';
 
 /** The queries stretcher answers; any other is left unanswered. */
 export const STATUS_QUERY = 'stretcher-status';
 export const DEPLOY_QUERY = 'stretcher-deploy';
+
+/** How a requested deploy went: refused before it began (a bad URL or key), skipped (a Consul event seen before), or run. */
+export type Requested = { kind: 'refused'; error: unknown } | { kind: 'skipped' } | { kind: 'ran'; outcome: DeployOutcome };
+
+/** cli/deploy.ts's requestedDeploy, handed in (deploy.ts loads this module only for queries). */
+export type DeployRunner = (request: Extract<DeployRequest, { kind: 'deploy' }>, inv: Invocation, env: NodeJS.ProcessEnv, log: Log, signals: Signals) => Promise<Requested>;
 
 /**
  * A Serf query handler (SERF_EVENT=query). The agent sends back what the handler printed, stdout and
@@ -21,7 +27,7 @@ export const DEPLOY_QUERY = 'stretcher-deploy';
  * (`2>>/var/log/stretcher.log`). The whole log is kept in the state directory either way
  * (`stretcher status --dest D --log`).
  */
-export async function queryCommand(request: Extract<DeployRequest, { kind: 'query' }>, inv: Invocation, env: NodeJS.ProcessEnv, signals: Signals): Promise<number> {
+export async function queryCommand(request: Extract<DeployRequest, { kind: 'query' }>, inv: Invocation, env: NodeJS.ProcessEnv, signals: Signals, requestedDeploy: DeployRunner): Promise<number> {
   const budget = answerBudget(env.SERF_SELF_NAME ?? '');
   const redactor = Redactor.fromEnv(env);
   const log = new Log(inv.values.logFormat, stderrApart() ? process.stderr : discard(), () => new Date(), redactor);
