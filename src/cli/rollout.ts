@@ -4,9 +4,10 @@ import { aliveMembers, memberStatus, query, type SerfTarget } from '../fleet/ser
 import { formatDuration } from '../shared/duration.js';
 import { errorMessage } from '../shared/errors.js';
 import { redactUrl } from '../shared/redact.js';
-import { usageError } from './exit.js';
+import { deployExitStatus, usageError } from './exit.js';
 import type { Invocation } from './flags.js';
 import { DEPLOY_QUERY } from './query.js';
+import { installSignals } from './signals.js';
 
 /** --timeout's default for a rollout: how long one host's deploy may take before it counts as failed. */
 export const ROLLOUT_TIMEOUT_MS = 10 * 60_000;
@@ -39,11 +40,14 @@ export async function rolloutCommand({ values, operands }: Invocation): Promise<
   say(
     `rollout of ${redactUrl(url)} to ${names.length} host${names.length > 1 ? 's' : ''}: ${values.canary} canary, then batches of ${values.batch}; stop after ${values.maxFailures + 1} failure${values.maxFailures ? 's' : ''}`,
   );
+  // A signal stops the queries under way (their serf processes) and starts no more; then the report.
+  const { signal } = installSignals();
   const report = await rollout(
     names,
     { canary: values.canary, batch: values.batch, maxFailures: values.maxFailures },
-    (name) => deployOn(name, url, values.rpcAddr, timeoutMs),
+    (name) => deployOn(name, url, values.rpcAddr, timeoutMs, signal),
     (r) => say(hostLine(r)),
+    signal,
   );
   const count = (result: HostResult['result']): number => report.nodes.filter((n) => n.result === result).length;
   const skipped = count('skipped');
@@ -51,6 +55,7 @@ export async function rolloutCommand({ values, operands }: Invocation): Promise<
     `rollout ${count('failure') ? 'failed' : 'succeeded'}: ${count('success')} succeeded, ${count('failure')} failed${skipped ? `, ${skipped} not asked (stopped: more than ${values.maxFailures} failed)` : ''}`,
   );
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  if (signal.aborted) return deployExitStatus(signal.reason, {});
   return report.nodes.every((n) => n.result === 'success') ? 0 : 1;
 }
 
@@ -64,7 +69,7 @@ function hostLine(r: HostResult): string {
  * timeout (the agent drops an answer that comes later; its handler is not killed, so the deploy there may
  * still finish). Meanwhile the host's membership is watched: a host that fails or leaves ends its wait.
  */
-async function deployOn(name: string, url: string, rpcAddr: string, timeoutMs: number): Promise<HostResult> {
+async function deployOn(name: string, url: string, rpcAddr: string, timeoutMs: number, interrupted: AbortSignal): Promise<HostResult> {
   const failure = (error: string): HostResult => ({ name, result: 'failure', error });
   const stop = new AbortController();
   let gone: string | undefined;
@@ -80,9 +85,10 @@ async function deployOn(name: string, url: string, rpcAddr: string, timeoutMs: n
     }
   })();
   try {
-    const { acks, answers } = await query(DEPLOY_QUERY, url, { rpcAddr, nodes: [name], timeoutMs, signal: stop.signal });
+    const { acks, answers } = await query(DEPLOY_QUERY, url, { rpcAddr, nodes: [name], timeoutMs, signal: AbortSignal.any([stop.signal, interrupted]) });
     const payload = answers.get(name);
     if (payload !== undefined) return hostResult(name, payload);
+    if (interrupted.aborted) return failure(`the rollout was ${errorMessage(interrupted.reason)} before ${name} answered (its deploy may still finish there)`);
     if (gone) return failure(`member ${name} is ${gone}: it stopped before answering`);
     if (!acks.has(name)) return failure(`no acknowledgement from ${name} within ${formatDuration(timeoutMs)}: it is not reachable`);
     return failure(`${name} acknowledged the query but gave no answer within ${formatDuration(timeoutMs)} (a deploy there may still be running; is its query handler stretcher?)`);

@@ -39,12 +39,19 @@ export function groups(names: readonly string[], plan: Pick<RolloutPlan, 'canary
  * than maxFailures hosts failed; the hosts after that are reported as skipped. `deployOn` never throws:
  * a host that cannot be asked, or does not answer, is a failure.
  */
-export async function rollout(names: readonly string[], plan: RolloutPlan, deployOn: (name: string) => Promise<HostResult>, onResult: (r: HostResult) => void = () => {}): Promise<RolloutReport> {
+export async function rollout(
+  names: readonly string[],
+  plan: RolloutPlan,
+  deployOn: (name: string) => Promise<HostResult>,
+  onResult: (r: HostResult) => void = () => {},
+  /** Aborted (a signal to the rollout): no further group is started. */
+  signal?: AbortSignal,
+): Promise<RolloutReport> {
   const results = new Map<string, HostResult>();
   let failures = 0;
   let stopped = false;
   for (const group of groups(names, plan)) {
-    if (failures > plan.maxFailures) {
+    if (failures > plan.maxFailures || signal?.aborted) {
       stopped = true;
       break;
     }

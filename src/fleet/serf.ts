@@ -101,6 +101,8 @@ export function query(name: string, payload: string, opts: QueryOptions): Promis
   return new Promise((resolve, reject) => {
     const child = spawn('serf', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    // What serf printed that is not an ack or a response: its error, when it fails (it prints them on stdout).
+    let said = '';
     let finished = false;
     child.stderr.on('data', (d: Buffer) => {
       if (stderr.length < 4096) stderr += d.toString();
@@ -117,19 +119,20 @@ export function query(name: string, payload: string, opts: QueryOptions): Promis
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
       const ack = /^Ack from '(.*)'$/.exec(line);
-      const response = /^Response from '(.*?)': (.*)$/.exec(line);
+      // Node names may hold "': ", so a response is matched against the names asked, longest first.
+      const from = [...wanted].filter((n) => line.startsWith(`Response from '${n}': `)).sort((a, b) => b.length - a.length)[0];
       if (ack) {
         result.acks.add(ack[1] as string);
         answering = undefined;
-      } else if (response) {
-        answering = response[1] as string;
-        result.answers.set(answering, response[2] as string);
+      } else if (from !== undefined) {
+        answering = from;
+        result.answers.set(from, line.slice(`Response from '${from}': `.length));
         if ([...wanted].every((n) => result.answers.has(n))) stop();
-      } else if (/^(Total Acks|Total Responses|Query '.*' dispatched)/.test(line)) {
+      } else if (/^(Total Acks|Total Responses|Query '.*' dispatched|Response from ')/.test(line)) {
         answering = undefined;
       } else if (answering !== undefined) {
         result.answers.set(answering, `${result.answers.get(answering) ?? ''}\n${line}`);
-      }
+      } else if (said.length < 4096) said += `${line} `;
     });
     child.once('error', (err) => {
       clearTimeout(guard);
@@ -139,7 +142,7 @@ export function query(name: string, payload: string, opts: QueryOptions): Promis
       finished = true;
       clearTimeout(guard);
       opts.signal?.removeEventListener('abort', stop);
-      if (code !== 0 && sig === null) return reject(new SerfError(`serf query ${name} at ${opts.rpcAddr} failed: ${stderr.trim().replace(/\s+/g, ' ') || `exit status ${code}`}`));
+      if (code !== 0 && sig === null) return reject(new SerfError(`serf query ${name} at ${opts.rpcAddr} failed: ${`${stderr} ${said}`.trim().replace(/\s+/g, ' ') || `exit status ${code}`}`));
       resolve(result);
     });
   });
