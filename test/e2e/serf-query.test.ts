@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { STATE } from '../../src/host/paths.js';
 import { CLI, cleanEnv, runStretcher } from '../helpers/cli.js';
 import { Scenario } from '../helpers/scenario.js';
 import { serf, startAgent } from '../helpers/serf.js';
+import { until } from '../helpers/wait.js';
 
 interface QueryJson {
   Acks: string[] | null;
@@ -50,4 +52,27 @@ test('serf queries: answers stay within the 1024-byte limit (many dests, a long 
 
   const other = JSON.parse(await serf('query', '-format=json', `-rpc-addr=${agent.rpc}`, '-timeout=3s', 'something-else', 'x')) as QueryJson;
   assert.deepEqual(other.Responses, {}, 'a query stretcher does not know gets no answer');
+});
+
+test('rollout: SIGTERM stops the query under way (no serf process left behind) and exits 143 with the report', async (t) => {
+  const s = new Scenario(t);
+  const handler = `${process.execPath} ${CLI}`;
+  const agent = await startAgent(t, 'solo', [`query:stretcher-deploy=${handler}`], cleanEnv({ TMPDIR: s.tmp, STRETCHER_STATE_DIR: s.state }), s.out);
+  const started = path.join(s.out, 'started');
+  s.manifest(`commands:\n  pre: ['touch ${started}; sleep 8']\n`);
+  let pid = 0;
+  const running = runStretcher({
+    args: ['rollout', `file://${s.root}/manifest.yml`, '--rpc-addr', agent.rpc, '--json'],
+    env: s.env(),
+    onSpawn: (p) => (pid = p),
+  });
+  await until(() => existsSync(started), 'the deploy to start on the host', 30_000);
+  process.kill(pid, 'SIGTERM');
+  const r = await running;
+  assert.equal(r.code, 143, r.stderr);
+  const report = JSON.parse(r.stdout) as { nodes: { name: string; result: string; error: string }[] };
+  assert.equal(report.nodes[0]?.result, 'failure');
+  assert.match(report.nodes[0]?.error ?? '', /interrupted by SIGTERM before solo answered/);
+  const ps = spawnSync('pgrep', ['-f', `serf query -rpc-addr=${agent.rpc}`], { encoding: 'utf8' });
+  assert.equal(ps.stdout.trim(), '', 'no serf query process is left running');
 });
