@@ -4,6 +4,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { hookEnv, type PreviousDeploy } from './hooks/env.js';
+import { awaitHealthy, HealthError } from './hooks/health.js';
 import { runCommands } from './hooks/run.js';
 import { lockDest, type DestLock } from './host/lock.js';
 import { removeTree } from './host/remove-tree.js';
@@ -17,6 +18,8 @@ import { formatDuration } from './shared/duration.js';
 import { errorMessage, StretcherError } from './shared/errors.js';
 import type { Location } from './shared/location.js';
 import { WORK_DEBRIS, workDirPrefix } from './host/paths.js';
+import { restoredEnv, runRestoredPost } from './rollback.js';
+import { ReleaseStore } from './sync/release/store.js';
 import { recoverDebris, removeDeadDebris } from './sync/debris.js';
 import { strategyFor, type StrategyOptions, type Synced, type SyncStrategy } from './sync/index.js';
 import type { Fetched, TransferOptions } from './transfer/download.js';
@@ -45,7 +48,7 @@ export interface DeployOptions {
 
 export interface DeployOutcome {
   ok: boolean;
-  /** release strategy: the release dest points at afterwards. */
+  /** release strategy: the release dest points at afterwards (after a failure, only once dest was switched). */
   release?: string;
   error?: unknown;
   manifest?: Manifest;
@@ -208,14 +211,34 @@ class DeployRun {
   async post(): Promise<void> {
     try {
       await runCommands(this.manifest?.commands.post ?? [], 'post', this.hookContext());
+      const health = this.manifest?.health;
+      if (health) await awaitHealthy(health, this.commandContext());
       await this.synced?.afterPostSuccess?.();
     } catch (err) {
+      const fresh = this.release;
       const answer = await this.synced?.afterPostFailure?.(this.log);
       if (answer) {
         this.rolledBack = answer.rolledBack;
         this.release = answer.release;
       }
+      // The new release's post ran, and its service is sick: the restored release's post starts it again.
+      if (err instanceof HealthError && answer?.rolledBack && answer.release) await this.restartRestored(answer.release, fresh);
       throw err;
+    }
+  }
+
+  /** After a failed health gate switched dest back: the restored release's recorded post, as a rollback runs it. */
+  private async restartRestored(id: string, from: string | undefined): Promise<void> {
+    const { dest, releasesDir } = this.target();
+    try {
+      const store = ReleaseStore.forDest(dest, releasesDir);
+      const target = await store.info(id);
+      this.log.info(`running the post commands of restored release ${id}`);
+      if (!(await runRestoredPost(target, { ...this.opts.context, env: restoredEnv(store, target, from, this.opts.context.env) }, this.opts.commandTimeoutMs))) {
+        this.log.warn(`release ${id} has no recorded commands (deployed by an older stretcher): switched back only`);
+      }
+    } catch (err) {
+      this.log.error(`the post commands of restored release ${id} failed too: ${errorMessage(err)}`);
     }
   }
 
@@ -263,7 +286,8 @@ class DeployRun {
         this.log.warn(errorMessage(err));
       }
     }
-    return { ok: false, error: this.error, ...manifest, durationMs };
+    // The release dest points at, when this deploy got as far as switching it (and maybe back).
+    return { ok: false, error: this.error, ...manifest, ...(this.synced && this.release ? { release: this.release } : {}), durationMs };
   }
 
   async unlock(): Promise<void> {

@@ -52,15 +52,7 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackOutcome> 
     switched = true;
     target = await store.info(id);
     log.info(`rolled ${store.dest} back to release ${id}${current ? ` (was ${current})` : ''}`);
-    const env = {
-      ...context.env,
-      STRETCHER_ROLLBACK: '1',
-      STRETCHER_DEST: store.dest,
-      STRETCHER_RELEASE_DIR: target.dir,
-      STRETCHER_PREVIOUS_RELEASE_DIR: current ? store.dirOf(current) : '',
-      STRETCHER_CHECKSUM: target.checksum,
-      STRETCHER_MANIFEST_URL: target.manifestUrl ?? '',
-    };
+    const env = restoredEnv(store, target, current, context.env);
     const hookError = opts.hooks ? await runHooks(target, { ...context, env }, opts) : undefined;
     return { ok: hookError === undefined, ...(hookError !== undefined ? { error: hookError } : {}), release: target, switched, durationMs: performance.now() - started };
   } catch (err) {
@@ -69,6 +61,30 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackOutcome> 
   } finally {
     await lock?.release();
   }
+}
+
+/** What a release's recorded hooks see once dest is switched back to it (from `from`), as a rollback runs them. */
+export function restoredEnv(store: ReleaseStore, target: ReleaseInfo, from: string | undefined, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return {
+    ...env,
+    STRETCHER_ROLLBACK: '1',
+    STRETCHER_DEST: store.dest,
+    STRETCHER_RELEASE_DIR: target.dir,
+    STRETCHER_PREVIOUS_RELEASE_DIR: from ? store.dirOf(from) : '',
+    STRETCHER_CHECKSUM: target.checksum,
+    STRETCHER_MANIFEST_URL: target.manifestUrl ?? '',
+  };
+}
+
+/**
+ * The recorded post commands of a release dest was switched back to (context.env: restoredEnv's), so the
+ * restored release is started again: by `stretcher rollback`, and by a deploy whose health gate failed.
+ * False when the release has none recorded (deployed by an older stretcher); throws when one fails.
+ */
+export async function runRestoredPost(target: ReleaseInfo, context: RunContext, commandTimeoutMs: number): Promise<boolean> {
+  if (!target.hooks) return false;
+  await runCommands(target.hooks.post, 'post', { ...context, timeoutMs: target.hooks.commandTimeoutMs ?? commandTimeoutMs });
+  return true;
 }
 
 /** The release live before the current one; after an operator's rollback, refused with the way on. */
@@ -100,7 +116,7 @@ async function runHooks(target: ReleaseInfo, context: RunContext, opts: Rollback
   }
   const bounded = { ...context, timeoutMs: hooks.commandTimeoutMs ?? opts.commandTimeoutMs };
   try {
-    await runCommands(hooks.post, 'post', bounded);
+    await runRestoredPost(target, context, opts.commandTimeoutMs);
   } catch (err) {
     const message = errorMessage(err);
     log.error(`rollback failed: ${message} (${opts.store.dest} stays on release ${target.id})`);

@@ -22,8 +22,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   hooks: ['shared', 'manifest'],
   host: ['shared', 'transfer'],
   sync: ['shared', 'manifest', 'hooks', 'host'],
-  '.': ['shared', 'transfer', 'event', 'manifest', 'unpack', 'hooks', 'host', 'sync', '.'],
-  cli: ['shared', 'transfer', 'event', 'manifest', 'unpack', 'hooks', 'host', 'sync', '.'],
+  fleet: ['shared'],
+  '.': ['shared', 'transfer', 'event', 'manifest', 'unpack', 'hooks', 'host', 'sync', 'fleet', '.'],
+  cli: ['shared', 'transfer', 'event', 'manifest', 'unpack', 'hooks', 'host', 'sync', 'fleet', '.'],
 };
 
 function sourceFiles(dir: string): string[] {

@@ -10,11 +10,13 @@ export interface Command {
   /** What `stretcher help COMMAND` adds below the usage line. */
   details: string;
   flags: readonly FlagKey[];
+  /** What a shared flag means for this command, when it differs from its general help (--timeout). */
+  flagHelp?: Partial<Record<FlagKey, string>>;
   /** Flags without which it cannot run (`releases` needs --dest). */
   required?: readonly FlagKey[];
   run(invocation: Invocation, env: NodeJS.ProcessEnv): Promise<number>;
 }
 
-export type CommandName = 'deploy' | 'watch' | 'validate' | 'status' | 'releases' | 'rollback' | 'help';
+export type CommandName = 'deploy' | 'watch' | 'validate' | 'status' | 'releases' | 'rollback' | 'rollout' | 'fleet' | 'help';
 
 export type CommandTable = Readonly<Record<CommandName, Command>>;

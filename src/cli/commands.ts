@@ -76,6 +76,26 @@ export const COMMANDS: CommandTable = {
     required: ['dest'],
     run: async (inv, env) => (await import('./rollback.js')).rollbackCommand(inv, env),
   },
+  rollout: {
+    operands: 'URL',
+    arity: [1, 1],
+    summary: 'deploy URL across a Serf cluster, host by host',
+    details:
+      "Asks the Serf cluster's alive members (--tag filters), in node-name order, to deploy URL through stretcher-deploy queries: --canary hosts one at a time, then --batch hosts in parallel, stopping before the next batch once more than --max-failures hosts failed or gave no answer within --timeout. A line per host and a summary; --json prints one object. Exit 0 only when every host succeeded.",
+    flags: ['rpcAddr', 'tags', 'canary', 'batch', 'maxFailures', 'timeoutMs', 'json'],
+    flagHelp: { timeoutMs: "one host's deploy may take D before it counts as failed (the query's timeout; default 10m)" },
+    run: async (inv) => (await import('./rollout.js')).rolloutCommand(inv),
+  },
+  fleet: {
+    operands: '',
+    arity: [0, 0],
+    summary: 'what every member of a Serf cluster last deployed',
+    details:
+      "Asks the Serf cluster's members (--tag filters) for their stretcher-status and prints each one's last deploy of each dest: node, dest, result, checksum, release, time. A member that does not answer is shown as such (exit 1).",
+    flags: ['rpcAddr', 'tags', 'timeoutMs', 'json'],
+    flagHelp: { timeoutMs: 'wait D for the answers (default 5s)' },
+    run: async (inv) => (await import('./fleet.js')).fleetCommand(inv),
+  },
   help: {
     operands: '[COMMAND]',
     arity: [0, 1],

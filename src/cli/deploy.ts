@@ -16,6 +16,7 @@ import { deployExitStatus, underConsul } from './exit.js';
 import type { FlagValues, Invocation } from './flags.js';
 import { operandUrl } from './operand.js';
 import { commandLog } from './output.js';
+import type { Requested } from './query.js';
 import { installSignals, type Signals } from './signals.js';
 
 /** Body inactivity after which a transfer counts as broken (and is retried). */
@@ -35,6 +36,7 @@ export async function stdinCommand(inv: Invocation, env: NodeJS.ProcessEnv): Pro
     log.error(errorMessage(err));
     return deployExitStatus(err, env);
   }
+  if (request.kind === 'query') return (await import('./query.js')).queryCommand(request, inv, env, signals, requestedDeploy);
   if (request.kind === 'nothing') {
     log.info(request.reason);
     // An empty array is what a watch sends when it starts: fine under consul, an error by hand.
@@ -66,6 +68,15 @@ async function randomDelay(values: Pick<FlagValues, 'randomDelayMs'>, log: Log, 
 }
 
 async function runDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, inv: Invocation, env: NodeJS.ProcessEnv, log: Log, signals: Signals): Promise<number> {
+  const ran = await requestedDeploy(request, inv, env, log, signals);
+  if (ran.kind === 'refused') return deployExitStatus(ran.error, env);
+  if (ran.kind === 'skipped') return 0;
+  if (!ran.outcome.ok && underConsul(env)) log.info('exiting 0 despite the failure: consul watch stops watching when its handler fails');
+  return deployExitStatus(ran.outcome.ok ? undefined : ran.outcome.error, env);
+}
+
+/** A deploy asked for by an event, the command line or a Serf query: run, and recorded in the state directory. */
+export async function requestedDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, inv: Invocation, env: NodeJS.ProcessEnv, log: Log, signals: Signals): Promise<Requested> {
   const { values } = inv;
   const state = new StateStore(values.stateDir, log);
   const what = request.eventName ? `${request.origin} event ${JSON.stringify(request.eventName)}` : request.origin;
@@ -78,17 +89,16 @@ async function runDeploy(request: Extract<DeployRequest, { kind: 'deploy' }>, in
     await state.open();
   } catch (err) {
     log.error(`deploy failed: ${errorMessage(err)}`);
-    return deployExitStatus(err, env);
+    return { kind: 'refused', error: err };
   }
   if (request.eventId && (await state.hasHandledEvent(request.eventId))) {
     log.info(`Consul event ${request.eventId} was already handled; skipping (consul watch re-sends its buffer on restart)`);
-    return 0;
+    return { kind: 'skipped' };
   }
   const outcome = await deploy(location, await deployOptions(values, env, log, signals, state, verifyKeys, inv.spelled));
   if (request.eventId) await state.rememberEvent(request.eventId);
   await recordOutcome(state, outcome, log, request.eventId);
-  if (!outcome.ok && underConsul(env)) log.info('exiting 0 despite the failure: consul watch stops watching when its handler fails');
-  return deployExitStatus(outcome.ok ? undefined : outcome.error, env);
+  return { kind: 'ran', outcome };
 }
 
 /**

@@ -30,6 +30,14 @@ export interface FlagValues {
   intervalMs: number;
   /** Undefined: a tenth of the interval. */
   jitterMs?: number;
+  /** rollout, fleet: the Serf agent's RPC address, and `key=regexp` member filters. */
+  rpcAddr: string;
+  tags: string[];
+  /** rollout: hosts deployed one at a time first, then batches of this many in parallel. */
+  canary: number;
+  batch: number;
+  /** rollout: stop before the next batch once more hosts than this have failed. */
+  maxFailures: number;
   help: boolean;
   version: boolean;
 }
@@ -72,6 +80,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { names: ['to'], kind: 'string', key: 'to', valueName: 'ID', help: 'the release to switch to (default: the previous one)' },
   { names: ['interval'], kind: 'duration', key: 'intervalMs', valueName: 'D', minMs: 1000, help: 'poll the manifest every D (default 60s; at least 1s)' },
   { names: ['jitter'], kind: 'duration', key: 'jitterMs', valueName: 'D', help: 'add a random delay in [0, D) to each poll (default: a tenth of the interval)' },
+  { names: ['rpc-addr'], kind: 'string', key: 'rpcAddr', valueName: 'ADDR', help: "the Serf agent's RPC address (env SERF_RPC_ADDR; default 127.0.0.1:7373)" },
+  { names: ['tag'], kind: 'list', key: 'tags', valueName: 'KEY=REGEXP', help: "only members whose tag KEY matches REGEXP, anchored, as serf's -tag (repeatable)" },
+  { names: ['canary'], kind: 'int', key: 'canary', valueName: 'N', help: 'deploy the first N hosts one at a time (default 1)' },
+  { names: ['batch'], kind: 'int', key: 'batch', valueName: 'N', help: 'then deploy N hosts at a time, in parallel (default 1)' },
+  { names: ['max-failures'], kind: 'int', key: 'maxFailures', valueName: 'N', help: 'stop before the next batch once more than N hosts failed (default 0)' },
   { names: ['v', 'version'], kind: 'bool', key: 'version', help: 'print the version and exit' },
   { names: ['h', 'help'], kind: 'bool', key: 'help', help: "print help (a command's own with COMMAND --help) and exit" },
 ];
@@ -97,6 +110,11 @@ export function defaultValues(env: NodeJS.ProcessEnv): FlagValues {
     noHooks: false,
     log: false,
     intervalMs: 60_000,
+    rpcAddr: env.SERF_RPC_ADDR || '127.0.0.1:7373',
+    tags: [],
+    canary: 1,
+    batch: 1,
+    maxFailures: 0,
     help: false,
     version: false,
   };

@@ -42,7 +42,7 @@ ${wrap('Exit status: 0 on success; 1 when a deploy fails (0 under consul watch, 
 
 export function commandHelp(commands: CommandTable, name: CommandName): string {
   const c = commands[name];
-  const flags = c.flags.length ? `\nFlags:\n${flagTable(c.flags)}\n` : '';
+  const flags = c.flags.length ? `\nFlags:\n${flagTable(c.flags, c.flagHelp)}\n` : '';
   return `Usage: ${usageLine(commands, name)}${c.flags.length > (c.required?.length ?? 0) ? ' [flags]' : ''}\n\n${wrap(c.details, '')}\n${flags}`;
 }
 
@@ -60,13 +60,13 @@ function flagUsage(key: FlagKey): string {
   return `--${name}${spec.valueName ? ` ${spec.valueName}` : ''}`;
 }
 
-function flagTable(keys: readonly FlagKey[]): string {
+function flagTable(keys: readonly FlagKey[], own: Partial<Record<FlagKey, string>> = {}): string {
   return keys
     .map((key) => {
       const spec = FLAG_BY_KEY.get(key);
       if (!spec) return '';
       const names = spec.names.map((n) => (n.length === 1 ? `-${n}` : `--${n}`)).join(', ');
-      return `  ${names}${spec.valueName ? ` ${spec.valueName}` : ''}\n${wrap(spec.help, '      ')}`;
+      return `  ${names}${spec.valueName ? ` ${spec.valueName}` : ''}\n${wrap(own[key] ?? spec.help, '      ')}`;
     })
     .filter(Boolean)
     .join('\n');

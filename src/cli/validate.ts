@@ -1,3 +1,4 @@
+import { describeHealth } from '../hooks/health.js';
 import { checkBindingShape } from '../manifest/binding.js';
 import { ManifestError } from '../manifest/errors.js';
 import { loadManifest } from '../manifest/load.js';
@@ -39,6 +40,7 @@ export async function validateCommand({ values, operands }: Invocation, env: Nod
       if (keys.length) checkBindingShape(manifest);
       for (const w of warnings) say(`${target}: warning: ${w}`);
       say(`${target}: ok`);
+      if (manifest.health) say(`${target}: health: ${describeHealth(manifest.health)}`);
     } catch (err) {
       failed++;
       const problems = err instanceof ManifestError ? err.problems : [errorMessage(err)];

@@ -2,8 +2,10 @@ import { StretcherError } from '../shared/errors.js';
 
 /** What stdin asked for. */
 export type DeployRequest =
-  | { kind: 'deploy'; url: string; origin: 'consul' | 'serf' | 'stdin' | 'the command line'; eventId?: string; eventName?: string }
-  | { kind: 'nothing'; reason: string; origin: 'consul' | 'serf' };
+  | { kind: 'deploy'; url: string; origin: 'consul' | 'serf' | 'serf query' | 'stdin' | 'the command line'; eventId?: string; eventName?: string }
+  | { kind: 'nothing'; reason: string; origin: 'consul' | 'serf' }
+  /** A Serf query (SERF_EVENT=query): answered on stdout, which the agent sends back to the asker. */
+  | { kind: 'query'; name: string; payload: string };
 
 /** Consul payloads are URLs; anything near this size is not one. Bounds memory on hostile input. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
@@ -31,6 +33,7 @@ function firstLine(text: string): string | undefined {
 
 function parseSerf(text: string, env: NodeJS.ProcessEnv): DeployRequest {
   const event = env.SERF_EVENT as string;
+  if (event === 'query') return { kind: 'query', name: env.SERF_QUERY_NAME ?? '', payload: firstLine(text) ?? '' };
   // A catch-all handler also receives member-join/leave/... whose payload is a member list, not a URL.
   if (event !== 'user') return { kind: 'nothing', reason: `ignoring serf ${event} event`, origin: 'serf' };
   const name = env.SERF_USER_EVENT;

@@ -7,7 +7,7 @@ import { formatDuration } from '../shared/duration.js';
 import { StretcherError } from '../shared/errors.js';
 import type { RunContext } from '../shared/context.js';
 
-export type Phase = 'pre' | 'post' | 'success' | 'failure';
+export type Phase = 'pre' | 'post' | 'health' | 'success' | 'failure';
 
 /** The context a program runs in; aborting its signal kills the program's whole process group. */
 export interface RunOptions extends RunContext {

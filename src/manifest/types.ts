@@ -41,9 +41,21 @@ export interface Manifest {
   rollbackOnFailure: boolean;
   /** How long each command may run (command_timeout); undefined: --command-timeout decides. 0: no limit. */
   commandTimeoutMs?: number;
+  /** The health gate checked after post; undefined: none. */
+  health?: HealthCheck;
   /** What a signature is bound to (signature.ts): the URL it must be deployed from, its order, its end. */
   binding: Binding;
   commands: Commands;
+}
+
+/** `health`: what makes a host healthy after a deploy, and how long to wait for it. */
+export interface HealthCheck {
+  /** sh -c COMMAND; exit 0 is healthy. */
+  command?: string;
+  /** GET URL; a 2xx is healthy. */
+  url?: string;
+  timeoutMs: number;
+  intervalMs: number;
 }
 
 export interface Binding {
@@ -66,6 +78,7 @@ export interface RawManifest {
   keep_releases?: number;
   rollback_on_failure?: boolean;
   command_timeout?: string;
+  health?: { command?: string; url?: string; timeout?: string | number; interval?: string | number };
   manifest_url?: string;
   serial?: number;
   expires?: string;

@@ -11,7 +11,7 @@ import { CHECKSUM_HELP, parseChecksum } from '../transfer/checksum.js';
 import { unsupportedScheme } from '../transfer/sources/index.js';
 import { checkDest } from './dest-policy.js';
 import type { ParsedYaml } from './parse.js';
-import type { Archive, Manifest, RawManifest } from './types.js';
+import type { Archive, HealthCheck, Manifest, RawManifest } from './types.js';
 
 import { validate as compiledValidate } from './compiled-schema.js';
 
@@ -32,12 +32,17 @@ const TOP_KEYS = [
   'keep_releases',
   'rollback_on_failure',
   'command_timeout',
+  'health',
   'manifest_url',
   'serial',
   'expires',
   'commands',
 ];
 const COMMAND_KEYS = ['pre', 'post', 'success', 'failure'];
+const HEALTH_KEYS = ['command', 'url', 'timeout', 'interval'];
+/** health's defaults: keep trying for a minute, every two seconds. */
+const HEALTH_TIMEOUT_MS = 60_000;
+const HEALTH_INTERVAL_MS = 2000;
 
 export interface Validated {
   manifest?: Manifest;
@@ -94,6 +99,7 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
     );
   }
   const commandTimeoutMs = raw.command_timeout === undefined ? undefined : check(problems, at(['command_timeout']), () => parseDuration(raw.command_timeout as string, 'command-timeout'));
+  const health = raw.health === undefined ? undefined : healthCheck(raw.health, problems, (key) => at(['health', key]));
   if (problems.length) return { problems, warnings };
   const commands = raw.commands ?? {};
   const archives = src !== undefined && checksum !== undefined ? [{ src, checksum }] : layers;
@@ -123,6 +129,7 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       keepReleases: raw.keep_releases ?? 5,
       rollbackOnFailure: raw.rollback_on_failure ?? true,
       ...(commandTimeoutMs !== undefined ? { commandTimeoutMs } : {}),
+      ...(health ? { health } : {}),
       binding: {
         ...(raw.manifest_url !== undefined ? { manifestUrl: raw.manifest_url } : {}),
         ...(raw.serial !== undefined ? { serial: raw.serial } : {}),
@@ -136,6 +143,21 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
       },
     },
   };
+}
+
+/** `health`, defaults applied; its URL must parse (the schema checked the scheme). */
+function healthCheck(raw: NonNullable<RawManifest['health']>, problems: string[], at: (key: string) => string): HealthCheck | undefined {
+  if (raw.command === undefined && raw.url === undefined) {
+    problems.push(`${at('command')}health needs a command, a url, or both`);
+    return undefined;
+  }
+  if (raw.url !== undefined && !URL.canParse(raw.url)) problems.push(`${at('url')}health.url ${JSON.stringify(redactUrl(raw.url))} is not a URL`);
+  const ms = (value: string | number | undefined, key: string, fallback: number): number | undefined =>
+    value === undefined ? fallback : typeof value === 'number' ? value * 1000 : check(problems, at(key), () => parseDuration(value, `health.${key}`));
+  const timeoutMs = ms(raw.timeout, 'timeout', HEALTH_TIMEOUT_MS);
+  const intervalMs = ms(raw.interval, 'interval', HEALTH_INTERVAL_MS);
+  if (timeoutMs === undefined || intervalMs === undefined) return undefined;
+  return { ...(raw.command !== undefined ? { command: raw.command } : {}), ...(raw.url !== undefined ? { url: raw.url } : {}), timeoutMs, intervalMs };
 }
 
 /** An absolute URL for src: a relative one resolves against the manifest's URL. */
@@ -185,10 +207,13 @@ export function keyPath(path: readonly (string | number)[]): string {
 function describe(e: ErrorObject, data: unknown): string | undefined {
   const path = pointerToPath(e.instancePath);
   const name = keyPath(path) || 'the manifest';
+  // A duration is a string or a number (anyOf): one message for the value, not one per branch.
+  const isDuration = path[0] === 'health' && (path[1] === 'timeout' || path[1] === 'interval');
+  if (isDuration) return e.keyword === 'anyOf' ? `${name} ${JSON.stringify(valueAt(data, path))} must be seconds (60) or a Go duration (30s, 2m)` : undefined;
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = String((e.params as { additionalProperty: string }).additionalProperty);
-      const known = path.length === 0 ? TOP_KEYS : COMMAND_KEYS;
+      const known = path.length === 0 ? TOP_KEYS : path[0] === 'health' ? HEALTH_KEYS : COMMAND_KEYS;
       const hint = closest(key, known);
       const where = path.length ? ` in ${name}` : '';
       return `unknown key ${JSON.stringify(key)}${where}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ` (known keys: ${known.join(', ')})`}`;
@@ -223,6 +248,7 @@ function describe(e: ErrorObject, data: unknown): string | undefined {
       if (path[0] === 'dest') return problemOf(() => checkDest(value));
       if (path[0] === 'releases_dir') return `releases_dir ${JSON.stringify(value)} must be an absolute path`;
       if (path[0] === 'command_timeout') return `command_timeout ${JSON.stringify(value)} must be seconds (90) or a Go duration (30s, 5m, 1m30s); 0 for no limit`;
+      if (path[0] === 'health') return `health.url ${JSON.stringify(redactUrl(value))} must be an http:// or https:// URL`;
       if (path[0] === 'expires') return `expires ${JSON.stringify(value)} must be an RFC 3339 time, such as 2026-12-31T23:59:59Z`;
       return `${name} does not match ${String(e.params.pattern)}`;
     }

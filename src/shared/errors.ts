@@ -26,6 +26,7 @@ export type ErrorCode =
   // Commands, syncing, releases.
   | 'COMMAND_FAILED'
   | 'COMMAND_TIMEOUT'
+  | 'HEALTH_FAILED'
   | 'SYNC_FAILED'
   | 'DEST_INVALID'
   | 'RELEASE_INVALID'
@@ -34,7 +35,9 @@ export type ErrorCode =
   | 'LOCK_TIMEOUT'
   | 'STATE_UNUSABLE'
   | 'UNTRUSTED_PATH'
-  | 'REPLAYED_MANIFEST';
+  | 'REPLAYED_MANIFEST'
+  // Fleets: talking to the Serf agent.
+  | 'SERF_FAILED';
 
 /**
  * Every failure the user can cause or meet ends as a StretcherError. Its one-line rendering
