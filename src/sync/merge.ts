@@ -2,7 +2,7 @@ import { chmodSync, closeSync, type Dirent, lchownSync, lstatSync, lutimesSync, 
 import { lstat, mkdir, readdir, rename, rmdir, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { removeTree } from '../host/remove-tree.js';
-import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
+import { isTrustedDir, trustedOwner, untrustedBecause, UntrustedPathError } from '../host/trust.js';
 import type { Log } from '../shared/log.js';
 import { Carrier, Custody, conflict } from './carry.js';
 import { writable, writableSync } from './writable.js';
@@ -118,7 +118,7 @@ class Merger {
         if (isTrustedDir(dst)) await this.mergeDir(from, to, relEntry);
         else await this.replaceDir(from, to, relEntry);
         this.applySync(to, attributes);
-      } else if (this.same(from, src, to, dst)) {
+      } else if (this.keepable(src, dst) && this.same(from, src, to, dst)) {
         this.applySync(to, attributesOf(src), src.isSymbolicLink(), dst);
         this.counts.unchanged++;
       } else {
@@ -227,6 +227,20 @@ class Merger {
     // chown clears setuid bits: the mode goes after it.
     if (chown || (st.mode & 0o7777) !== (a.mode & 0o7777)) chmodSync(abs, a.mode & 0o7777);
     if (st.mtimeMs !== a.mtime.getTime()) utimesSync(abs, a.atime, a.mtime);
+  }
+
+  /**
+   * Whether dest's entry may be kept and given the archive's attributes in place. Not when that changes
+   * the owner or mode of an inode another user may hold open for writing (one they own, or one their group
+   * or everyone may write) or that has other names elsewhere: chowning it to root, or making it setuid,
+   * would hand them a root file whose bytes they still control. Such a file is replaced by the staged one,
+   * a new inode nobody else has ever held.
+   */
+  private keepable(src: Stats, dst: Stats): boolean {
+    if (!dst.isFile()) return true;
+    const reowned = this.opts.keepOwners && (dst.uid !== src.uid || dst.gid !== src.gid);
+    if (!reowned && (dst.mode & 0o7777) === (src.mode & 0o7777)) return true;
+    return trustedOwner(dst.uid) && (dst.mode & 0o022) === 0 && dst.nlink === 1;
   }
 
   /** Whether dest already has the staged entry: the same type and content (a symlink's target). */

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ATTACKER, attack, needsRoot } from '../helpers/attacker.js';
+import { Scenario } from '../helpers/scenario.js';
+import { tar } from '../helpers/tar.js';
+
+/**
+ * A second review of the hardened deploy, as another local user: what the merge keeps in place, what a
+ * rollback trusts, and where a file's inode (not only its path) is in another user's hands.
+ */
+
+function scenario(t: import('node:test').TestContext): Scenario {
+  const s = new Scenario(t);
+  // The attacker must be able to reach what it attacks (tests' temp dirs are 0700).
+  chmodSync(s.root, 0o755);
+  chownSync(s.out, ATTACKER, ATTACKER);
+  return s;
+}
+
+test("the merge never re-owns a file another user could still write: a root-owned file from the archive is a new inode, not the app's old one chowned", async (t) => {
+  if (!needsRoot(t)) return;
+  const s = scenario(t);
+  const script = '#!/bin/sh\necho restarting\n';
+  // v1 shipped bin/restart.sh owned by the app user, in a directory only root can change.
+  s.manifest(
+    s.archive(
+      tar([
+        { path: 'bin/', type: 'dir' },
+        { path: 'bin/restart.sh', body: script, mode: 0o755, uid: ATTACKER, gid: ATTACKER },
+        { path: 'VERSION', body: 'v1' },
+      ]),
+    ),
+  );
+  const first = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(first.code, 0, first.stderr);
+  const file = path.join(s.dest, 'bin', 'restart.sh');
+  assert.equal(lstatSync(file).uid, ATTACKER);
+  // The app user keeps a descriptor open for writing while it still owns the file, and writes through it
+  // once the inode is root's: root would then run the app user's script.
+  const attacker = attack(
+    s.root,
+    `const fd = fs.openSync(${JSON.stringify(file)}, 'r+');
+     fs.writeFileSync(${JSON.stringify(`${s.out}/holding`)}, '');
+     let wrote = 0;
+     for (;;) {
+       const over = fs.existsSync(${JSON.stringify(`${s.out}/done`)}) || Date.now() > deadline;
+       if (fs.fstatSync(fd).uid === 0) { fs.writeSync(fd, '#!/bin/sh\\nid > pwned\\n', 0); wrote = 1; break; }
+       if (over) break;
+       await new Promise((r) => setTimeout(r, 2));
+     }
+     return { wrote, held: 1 };`,
+  );
+  const { until } = await import('../helpers/wait.js');
+  await until(() => existsSync(`${s.out}/holding`), 'the attacker to open the file');
+  // v2: the same script, now owned by root (the operator takes it back from the app).
+  s.manifest(
+    s.archive(
+      tar([
+        { path: 'bin/', type: 'dir' },
+        { path: 'bin/restart.sh', body: script, mode: 0o755 },
+        { path: 'VERSION', body: 'v2' },
+      ]),
+    ),
+  );
+  const second = await s.run(`${s.root}/manifest.yml`);
+  writeFileSync(`${s.out}/done`, '');
+  const seen = await attacker.done;
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(seen.held, 1, 'the attacker held a writable descriptor across the deploy');
+  assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'v2');
+  const st = lstatSync(file);
+  assert.equal(st.uid, 0, 'root owns the script, as the archive says');
+  assert.equal(st.mode & 0o7777, 0o755);
+  assert.equal(readFileSync(file, 'utf8'), script, "the root-owned script has the archive's bytes, not the app user's");
+  assert.equal(seen.wrote, 0, 'the inode the app user holds never became root-owned');
+});
+
+test('the merge never chmods an inode another user can write in place: a group-writable file given a setuid mode is replaced', async (t) => {
+  if (!needsRoot(t)) return;
+  const s = scenario(t);
+  const body = 'tool v1\n';
+  s.manifest(
+    s.archive(
+      tar([
+        { path: 'tool', body, mode: 0o664, gid: ATTACKER },
+        { path: 'VERSION', body: 'v1' },
+      ]),
+    ),
+  );
+  assert.equal((await s.run(`${s.root}/manifest.yml`)).code, 0);
+  const file = path.join(s.dest, 'tool');
+  const before = lstatSync(file).ino;
+  // v2: same bytes, now root:root 04755. Chmodding the old inode would hand the group a writable setuid file.
+  s.manifest(
+    s.archive(
+      tar([
+        { path: 'tool', body, mode: 0o4755 },
+        { path: 'VERSION', body: 'v2' },
+      ]),
+    ),
+  );
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  const st = lstatSync(file);
+  assert.equal(st.mode & 0o7777, 0o4755);
+  assert.equal(`${st.uid}:${st.gid}`, '0:0');
+  assert.notEqual(st.ino, before, 'a new inode: the group could have held the old one open for writing');
+  assert.equal(readFileSync(file, 'utf8'), body);
+});
