@@ -109,3 +109,45 @@ test('the merge never chmods an inode another user can write in place: a group-w
   assert.notEqual(st.ino, before, 'a new inode: the group could have held the old one open for writing');
   assert.equal(readFileSync(file, 'utf8'), body);
 });
+
+test('rollback runs no hooks from a releases_dir another user can write: its sidecars could say anything', async (t) => {
+  if (!needsRoot(t)) return;
+  const s = scenario(t);
+  const current = path.join(path.dirname(s.dest), 'current');
+  const releases = path.join(path.dirname(s.dest), 'releases');
+  for (const v of ['v1', 'v2']) {
+    const lines = s.archive(tar([{ path: 'VERSION', body: v }]), `${v}.tar`).replace(`dest: ${s.dest}`, `dest: ${current}`);
+    const r = await s.run(s.manifest(`${lines}sync_strategy: release\ncommands:\n  post: ["echo ${v} >> ${s.out}/posts"]\n`, `${v}.yml`));
+    assert.equal(r.code, 0, r.stderr);
+  }
+  // Later the app user is given releases_dir (chown -R app /srv/app, say): it rewrites v1's sidecar.
+  chownSync(releases, ATTACKER, ATTACKER);
+  const attacker = attack(
+    s.root,
+    `const dir = ${JSON.stringify(releases)};
+     let planted = 0;
+     for (const n of fs.readdirSync(dir)) {
+       if (!/^\\.\\d{8}T.*\\.json$/.test(n) || n.includes('switches')) continue;
+       const file = path.join(dir, n);
+       // Not readable (0600): the attacker replaces it, which owning the directory allows.
+       const id = n.slice(1, -5);
+       fs.unlinkSync(file);
+       fs.writeFileSync(file, JSON.stringify({ id, checksum: '0', time: '2026-01-01T00:00:00Z', status: 'ok', hooks: { post: ['id -u > ${s.out}/pwned'], success: [], failure: [] } }));
+       planted++;
+     }
+     return { planted };`,
+  );
+  assert.equal((await attacker.done).planted, 2, 'the attacker replaced the sidecars');
+  const r = await s.run('', { args: ['rollback', '--dest', current] });
+  assert.equal(existsSync(`${s.out}/pwned`), false, "root ran the app user's command");
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`refusing releases_dir ${releases}: ${releases} is owned by uid ${ATTACKER}`));
+  assert.equal(readFileSync(path.join(current, 'VERSION'), 'utf8'), 'v2', 'dest not switched');
+  // The operator takes the directory back, but not the files the app user left in it.
+  chownSync(releases, 0, 0);
+  const again = await s.run('', { args: ['rollback', '--dest', current] });
+  assert.equal(existsSync(`${s.out}/pwned`), false, "root ran the app user's command");
+  assert.equal(again.code, 1, again.stderr);
+  assert.match(again.stderr, new RegExp(`refusing ${releases}/\\.\\S+\\.json: it is owned by uid ${ATTACKER}, mode 0644, so another user could have written what it says`));
+  assert.equal(readFileSync(path.join(current, 'VERSION'), 'utf8'), 'v2', 'dest not switched');
+});
