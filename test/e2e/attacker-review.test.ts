@@ -151,3 +151,33 @@ test('rollback runs no hooks from a releases_dir another user can write: its sid
   assert.match(again.stderr, new RegExp(`refusing ${releases}/\\.\\S+\\.json: it is owned by uid ${ATTACKER}, mode 0644, so another user could have written what it says`));
   assert.equal(readFileSync(path.join(current, 'VERSION'), 'utf8'), 'v2', 'dest not switched');
 });
+
+test("a state directory's deploys/ or locks/ that another user owns is refused: its records hold the serials that stop replays", async (t) => {
+  if (!needsRoot(t)) return;
+  const s = scenario(t);
+  const { mkdirSync, readdirSync } = await import('node:fs');
+  // The state directory is root's and readable (an operator's mkdir), but an old chown -R gave its
+  // subdirectories to the app user.
+  mkdirSync(s.state, { mode: 0o755 });
+  chmodSync(s.state, 0o755);
+  for (const sub of ['deploys', 'locks', 'watch']) {
+    mkdirSync(path.join(s.state, sub));
+    chownSync(path.join(s.state, sub), ATTACKER, ATTACKER);
+  }
+  const victim = path.join(s.root, 'victim-made-by-root');
+  const { lockFile } = await import('../../src/host/paths.js');
+  const attacker = attack(
+    s.root,
+    `fs.symlinkSync(${JSON.stringify(victim)}, ${JSON.stringify(lockFile(path.join(s.state, 'locks'), s.dest))});
+     fs.writeFileSync(${JSON.stringify(path.join(s.state, 'deploys', 'mine'))}, '');
+     return { wrote: 1 };`,
+  );
+  assert.equal((await attacker.done).wrote, 1);
+  s.manifest(s.archive(tar([{ path: 'v1' }])));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`refusing the state directory ${s.state}: ${s.state}/(deploys|locks|watch) is owned by uid ${ATTACKER}`));
+  assert.equal(existsSync(victim), false, 'no file made through the planted lock symlink');
+  assert.equal(existsSync(s.dest), false);
+  assert.deepEqual(readdirSync(path.join(s.state, 'deploys')), ['mine'], 'no record written where the app user can change it');
+});
