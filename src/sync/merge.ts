@@ -1,4 +1,21 @@
-import { chmodSync, closeSync, type Dirent, lchownSync, lstatSync, lutimesSync, openSync, readdirSync, readlinkSync, readSync, renameSync, type Stats, unlinkSync, utimesSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  type Dirent,
+  fstatSync,
+  lchownSync,
+  lstatSync,
+  lutimesSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  type Stats,
+  unlinkSync,
+  utimesSync,
+} from 'node:fs';
 import { lstat, mkdir, readdir, rename, rmdir, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { removeTree } from '../host/remove-tree.js';
@@ -247,18 +264,33 @@ class Merger {
   private same(from: string, src: Stats, to: string, dst: Stats): boolean {
     if (src.isSymbolicLink() && dst.isSymbolicLink()) return readlinkSync(from) === readlinkSync(to);
     if (!src.isFile() || !dst.isFile() || src.size !== dst.size) return false;
-    return this.sameContent(from, to, src.size);
+    return this.sameContent(from, to, dst);
   }
 
   // Two buffers for the whole merge: comparing allocates nothing per file.
   private readonly left = Buffer.allocUnsafe(CHUNK);
   private readonly right = Buffer.allocUnsafe(CHUNK);
 
-  private sameContent(a: string, b: string, size: number): boolean {
+  /**
+   * `b` is dest's file, `known` its lstat. It is opened without blocking: a file its owner holds a lease on
+   * (fcntl F_SETLEASE, which any owner may take) would otherwise hold this synchronous open, and the whole
+   * process with it, for up to lease-break-time (45 s) per file; a FIFO would hold it for ever. A file that
+   * cannot be opened at once, or is no longer the one looked at, counts as changed: it is replaced.
+   */
+  private sameContent(a: string, b: string, known: Stats): boolean {
+    const size = known.size;
     if (size === 0) return true;
-    const fa = openSync(a, 'r');
+    let fb: number;
     try {
-      const fb = openSync(b, 'r');
+      fb = openSync(b, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EWOULDBLOCK') return false;
+      throw err;
+    }
+    try {
+      const opened = fstatSync(fb);
+      if (!opened.isFile() || opened.ino !== known.ino || opened.dev !== known.dev) return false;
+      const fa = openSync(a, 'r');
       try {
         for (let pos = 0; pos < size; ) {
           const ra = readSync(fa, this.left, 0, CHUNK, pos);
@@ -268,10 +300,10 @@ class Merger {
         }
         return true;
       } finally {
-        closeSync(fb);
+        closeSync(fa);
       }
     } finally {
-      closeSync(fa);
+      closeSync(fb);
     }
   }
 }

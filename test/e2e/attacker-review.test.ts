@@ -181,3 +181,44 @@ test("a state directory's deploys/ or locks/ that another user owns is refused: 
   assert.equal(existsSync(s.dest), false);
   assert.deepEqual(readdirSync(path.join(s.state, 'deploys')), ['mine'], 'no record written where the app user can change it');
 });
+
+test('a lease another user holds on a file in dest cannot freeze the merge: a file that cannot be opened at once is replaced, not waited for', async (t) => {
+  if (!needsRoot(t)) return;
+  const s = scenario(t);
+  const { spawn } = await import('node:child_process');
+  const body = 'config that does not change\n';
+  const archive = (v: string) =>
+    tar([
+      { path: 'data.txt', body, uid: ATTACKER, gid: ATTACKER },
+      { path: 'VERSION', body: v },
+    ]);
+  s.manifest(s.archive(archive('v1')));
+  assert.equal((await s.run(`${s.root}/manifest.yml`)).code, 0);
+  const file = path.join(s.dest, 'data.txt');
+  // The app user owns data.txt, so it may take a write lease on it (fcntl F_SETLEASE): whoever opens it
+  // then blocks until the lease is let go or /proc/sys/fs/lease-break-time (45 s) runs out, for every
+  // such file, and a synchronous open blocks the whole process, signals and all. perl-base is in every
+  // Debian install.
+  const lease = `use Fcntl; my $breaks = 0; $SIG{IO} = sub { $breaks++ };
+    sysopen(my $fh, '${file}', O_RDONLY) or die "open: $!"; fcntl($fh, 1024, 1) or die "lease: $!";
+    open(my $m, '>', '${s.out}/leased'); close $m;
+    my $deadline = time + 30; select(undef, undef, undef, 0.01) until -e '${s.out}/done' || time > $deadline;
+    open($m, '>', '${s.out}/released'); close $m; print "{\\"breaks\\":$breaks}";`;
+  const child = spawn('setpriv', ['--reuid', String(ATTACKER), '--regid', String(ATTACKER), '--clear-groups', 'perl', '-e', lease], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const ended = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const { until } = await import('../helpers/wait.js');
+  await until(() => existsSync(`${s.out}/leased`), 'the attacker to take its lease');
+  s.manifest(s.archive(archive('v2')));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  const stillHeld = !existsSync(`${s.out}/released`);
+  writeFileSync(`${s.out}/done`, '');
+  await ended;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(stillHeld, 'the deploy finished while the lease was still held');
+  assert.ok((JSON.parse(out) as { breaks: number }).breaks >= 1, 'stretcher did reach the leased file');
+  assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'v2');
+  assert.equal(readFileSync(file, 'utf8'), body);
+  assert.equal(lstatSync(file).uid, ATTACKER);
+});
