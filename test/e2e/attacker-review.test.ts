@@ -222,3 +222,23 @@ test('a lease another user holds on a file in dest cannot freeze the merge: a fi
   assert.equal(readFileSync(file, 'utf8'), body);
   assert.equal(lstatSync(file).uid, ATTACKER);
 });
+
+test('a command that moves a child out of its process group (setsid) cannot hold the deploy past command_timeout; the child is not the command any more, and survives', async (t) => {
+  const s = new Scenario(t);
+  const marker = `escaped-${process.pid}-${Date.now()}`;
+  s.manifest(`${s.archive(tar([{ path: 'v1' }]))}command_timeout: 1s\ncommands:\n  pre: [\"setsid sh -c 'trap \\\"\\\" TERM; sleep 120; :' ${marker}\"]\n`);
+  const { running } = await import('../helpers/procs.js');
+  const started = performance.now();
+  const r = await s.run(`${s.root}/manifest.yml`, { timeoutMs: 60_000 });
+  const elapsed = performance.now() - started;
+  const left = running(marker);
+  t.after(() => {
+    // The escaped sh leads its own session: its group is its sleep and itself.
+    for (const pid of running(marker)) process.kill(-pid, 'SIGKILL');
+  });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /pre command failed: .* timed out after 1s \(command_timeout\); its process group was killed/);
+  assert.ok(elapsed < 30_000, `the deploy ended on time (${Math.round(elapsed)} ms)`);
+  assert.equal(left.length, 1, 'what left the group is out of reach of the group kill, as the README says');
+  assert.equal(existsSync(s.dest), false);
+});
