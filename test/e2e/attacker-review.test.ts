@@ -226,7 +226,7 @@ test('a lease another user holds on a file in dest cannot freeze the merge: a fi
 test('a command that moves a child out of its process group (setsid) cannot hold the deploy past command_timeout; the child is not the command any more, and survives', async (t) => {
   const s = new Scenario(t);
   const marker = `escaped-${process.pid}-${Date.now()}`;
-  s.manifest(`${s.archive(tar([{ path: 'v1' }]))}command_timeout: 1s\ncommands:\n  pre: [\"setsid sh -c 'trap \\\"\\\" TERM; sleep 120; :' ${marker}\"]\n`);
+  s.manifest(`${s.archive(tar([{ path: 'v1' }]))}command_timeout: 1s\ncommands:\n  pre: ["setsid sh -c 'trap \\"\\" TERM; sleep 120; :' ${marker}"]\n`);
   const { running } = await import('../helpers/procs.js');
   const started = performance.now();
   const r = await s.run(`${s.root}/manifest.yml`, { timeoutMs: 60_000 });
