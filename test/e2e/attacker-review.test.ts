@@ -150,6 +150,11 @@ test('rollback runs no hooks from a releases_dir another user can write: its sid
   assert.equal(again.code, 1, again.stderr);
   assert.match(again.stderr, new RegExp(`refusing ${releases}/\\.\\S+\\.json: it is owned by uid ${ATTACKER}, mode 0644, so another user could have written what it says`));
   assert.equal(readFileSync(path.join(current, 'VERSION'), 'utf8'), 'v2', 'dest not switched');
+  // Listing believes it no more, and says so in one line.
+  const listed = await s.run('', { args: ['releases', '--dest', current] });
+  assert.equal(listed.code, 1, listed.stderr);
+  assert.match(listed.stderr, /^stretcher: refusing \S+\.json: it is owned by uid 1001/m);
+  assert.doesNotMatch(listed.stderr, /internal error|\n\s+at /);
 });
 
 test("a state directory's deploys/ or locks/ that another user owns is refused: its records hold the serials that stop replays", async (t) => {
