@@ -43,6 +43,7 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackOutcome> 
   let switched = false;
   try {
     lock = await lockDest(store.dest, { dir: await opts.lock.dir(), timeoutMs: opts.lock.timeoutMs, log, signal: context.signal });
+    await store.checkTrusted();
     await store.checkDest();
     const current = await store.current();
     const id = opts.to ?? (await defaultTarget(store, current));

@@ -1,13 +1,23 @@
 import { normalDest } from '../shared/dest.js';
-import { ReleaseStore } from '../sync/release/store.js';
+import { errorMessage } from '../shared/errors.js';
+import { type ReleaseInfo, ReleaseStore } from '../sync/release/store.js';
 import type { Invocation } from './flags.js';
 
 /** `stretcher releases --dest PATH [--json]`: every release, the current and previous (the one live before it) marked. */
 export async function releasesCommand({ values: opts }: Invocation): Promise<number> {
   const store = ReleaseStore.forDest(normalDest(opts.dest as string), opts.releasesDir);
-  const releases = await store.list();
-  const current = await store.current();
-  const previous = await store.previous(current);
+  let releases: ReleaseInfo[];
+  let current: string | undefined;
+  let previous: string | undefined;
+  try {
+    releases = await store.list();
+    current = await store.current();
+    previous = await store.previous(current);
+  } catch (err) {
+    // A sidecar another user could have written is refused (store.ts): one line, not a stack.
+    process.stderr.write(`stretcher: ${errorMessage(err)}\n`);
+    return 1;
+  }
   // The recorded commands stay in the sidecars (root's alone): they may hold what a template filled in.
   const rows = releases.map(({ hooks: _hooks, ...r }) => ({ ...r, current: r.id === current, previous: r.id === previous }));
   if (opts.json) {

@@ -71,7 +71,17 @@ export class StateStore {
     try {
       await makeDirs(this.dir, 0o700);
       await checkTrustedDir(this.dir, `the state directory ${this.dir}`);
-      for (const sub of [STATE.deploys, STATE.watch, STATE.locks]) await makeDirs(path.join(this.dir, sub), 0o700);
+      for (const sub of [STATE.deploys, STATE.watch, STATE.locks]) {
+        const dir = path.join(this.dir, sub);
+        await makeDirs(dir, 0o700);
+        // Made by an older run or by hand, it may be anybody's: records, serials and locks are opened in it by path.
+        const st = await lstat(dir);
+        const why = st.isDirectory() ? untrustedBecause(st) : 'is not a directory';
+        if (why)
+          throw new UntrustedPathError(
+            `refusing the state directory ${this.dir}: ${dir} ${why}, so another user could change the records and locks in it; make it root's (chown root ${dir} && chmod 700 ${dir}), or set --state-dir to a private directory`,
+          );
+      }
       this.usable = true;
     } catch (err) {
       if (err instanceof StretcherError) throw err;

@@ -1,8 +1,25 @@
-import { chmodSync, closeSync, type Dirent, lchownSync, lstatSync, lutimesSync, openSync, readdirSync, readlinkSync, readSync, renameSync, type Stats, unlinkSync, utimesSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  type Dirent,
+  fstatSync,
+  lchownSync,
+  lstatSync,
+  lutimesSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  type Stats,
+  unlinkSync,
+  utimesSync,
+} from 'node:fs';
 import { lstat, mkdir, readdir, rename, rmdir, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { removeTree } from '../host/remove-tree.js';
-import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
+import { isTrustedDir, trustedOwner, untrustedBecause, UntrustedPathError } from '../host/trust.js';
 import type { Log } from '../shared/log.js';
 import { Carrier, Custody, conflict } from './carry.js';
 import { writable, writableSync } from './writable.js';
@@ -123,7 +140,7 @@ class Merger {
         if (isTrustedDir(dst)) await this.mergeDir(from, to, relEntry);
         else await this.replaceDir(from, to, relEntry);
         this.applySync(to, attributes);
-      } else if (this.knownSame(relEntry, from, to, src, dst) ? ++this.counts.comparedEarly : this.same(from, src, to, dst)) {
+      } else if (this.keepable(src, dst) && (this.knownSame(relEntry, from, to, src, dst) ? ++this.counts.comparedEarly : this.same(from, src, to, dst))) {
         this.applySync(to, attributesOf(src), src.isSymbolicLink(), dst);
         this.counts.unchanged++;
       } else {
@@ -255,22 +272,51 @@ class Merger {
     );
   }
 
+  /**
+   * Whether dest's entry may be kept and given the archive's attributes in place. Not when that changes
+   * the owner or mode of an inode another user may hold open for writing (one they own, or one their group
+   * or everyone may write) or that has other names elsewhere: chowning it to root, or making it setuid,
+   * would hand them a root file whose bytes they still control. Such a file is replaced by the staged one,
+   * a new inode nobody else has ever held.
+   */
+  private keepable(src: Stats, dst: Stats): boolean {
+    if (!dst.isFile()) return true;
+    const reowned = this.opts.keepOwners && (dst.uid !== src.uid || dst.gid !== src.gid);
+    if (!reowned && (dst.mode & 0o7777) === (src.mode & 0o7777)) return true;
+    return trustedOwner(dst.uid) && (dst.mode & 0o022) === 0 && dst.nlink === 1;
+  }
+
   /** Whether dest already has the staged entry: the same type and content (a symlink's target). */
   private same(from: string, src: Stats, to: string, dst: Stats): boolean {
     if (src.isSymbolicLink() && dst.isSymbolicLink()) return readlinkSync(from) === readlinkSync(to);
     if (!src.isFile() || !dst.isFile() || src.size !== dst.size) return false;
-    return this.sameContent(from, to, src.size);
+    return this.sameContent(from, to, dst);
   }
 
   // Two buffers for the whole merge: comparing allocates nothing per file.
   private readonly left = Buffer.allocUnsafe(CHUNK);
   private readonly right = Buffer.allocUnsafe(CHUNK);
 
-  private sameContent(a: string, b: string, size: number): boolean {
+  /**
+   * `b` is dest's file, `known` its lstat. It is opened without blocking: a file its owner holds a lease on
+   * (fcntl F_SETLEASE, which any owner may take) would otherwise hold this synchronous open, and the whole
+   * process with it, for up to lease-break-time (45 s) per file; a FIFO would hold it for ever. A file that
+   * cannot be opened at once, or is no longer the one looked at, counts as changed: it is replaced.
+   */
+  private sameContent(a: string, b: string, known: Stats): boolean {
+    const size = known.size;
     if (size === 0) return true;
-    const fa = openSync(a, 'r');
+    let fb: number;
     try {
-      const fb = openSync(b, 'r');
+      fb = openSync(b, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EWOULDBLOCK') return false;
+      throw err;
+    }
+    try {
+      const opened = fstatSync(fb);
+      if (!opened.isFile() || opened.ino !== known.ino || opened.dev !== known.dev) return false;
+      const fa = openSync(a, 'r');
       try {
         for (let pos = 0; pos < size; ) {
           const ra = readSync(fa, this.left, 0, CHUNK, pos);
@@ -280,10 +326,10 @@ class Merger {
         }
         return true;
       } finally {
-        closeSync(fb);
+        closeSync(fa);
       }
     } finally {
-      closeSync(fa);
+      closeSync(fb);
     }
   }
 }

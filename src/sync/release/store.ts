@@ -6,7 +6,7 @@ import { siblingPrefix } from '../../host/paths.js';
 import { normalDest } from '../../shared/dest.js';
 import { removeTree } from '../../host/remove-tree.js';
 import { checkRealFilesystem, makeDirs } from '../../host/dirs.js';
-import { checkTrustedDir, nearestExisting } from '../../host/trust.js';
+import { checkTrustedDir, nearestExisting, trustedOwner, UntrustedPathError } from '../../host/trust.js';
 
 /** How a release's deploy went: `pending` until its post commands succeed; none for an older stretcher's. */
 export type ReleaseStatus = 'pending' | 'ok' | 'failed';
@@ -153,10 +153,31 @@ export class ReleaseStore {
     }
   }
 
+  /**
+   * A sidecar or the switch history: what they say picks the release dest goes to and the commands root
+   * runs on a rollback, so one that another user could have written (theirs, or writable by group or
+   * others: left from a time releases_dir was not root's) is refused, not believed.
+   */
   private async readJson<T>(file: string): Promise<T | undefined> {
+    const st = await lstat(file).catch(() => undefined);
+    if (st === undefined) return undefined;
+    if (!st.isFile() || !trustedOwner(st.uid) || (st.mode & 0o022) !== 0) {
+      const what = st.isFile() ? `is owned by uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}` : 'is not a regular file';
+      throw new UntrustedPathError(`refusing ${file}: it ${what}, so another user could have written what it says; remove it (rm ${file}) or make it root's (chown root ${file} && chmod 600 ${file})`);
+    }
     return readFile(file, 'utf8')
       .then((t) => JSON.parse(t) as T)
       .catch(() => undefined);
+  }
+
+  /**
+   * Before anything is read from releases_dir or dest switched (a rollback, or a deploy deciding whether
+   * the build is already current): dest's parent and releases_dir must be directories nobody else can
+   * change, as a deploy requires, or the sidecars, the history and the symlink could be anybody's.
+   */
+  async checkTrusted(): Promise<void> {
+    await checkTrustedDir(path.dirname(this.dest), `to switch ${this.dest}`);
+    if (await lstat(this.dir).catch(() => undefined)) await checkTrustedDir(this.dir, `releases_dir ${this.dir}`);
   }
 
   /** Every switch of dest, oldest first. */

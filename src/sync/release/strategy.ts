@@ -41,6 +41,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
     async prepare() {
       await checkDestination(manifest.dest, 'symlink', 'release');
       await store.checkDest();
+      await store.checkTrusted();
       previous = await store.current();
       const live = previous ? await store.info(previous) : undefined;
       // A release whose post failed (kept with rollback_on_failure: false) is not "current": it is redeployed.
