@@ -148,6 +148,7 @@ export async function deployOptions(
     },
     serialsRecorded: state.recordable,
     commandTimeoutMs: values.commandTimeoutMs,
+    gitCacheDir: () => state.gitCacheDir(),
   };
 }
 

@@ -112,6 +112,15 @@ export class StateStore {
     return dir;
   }
 
+  /** Where git sources are cached: the state directory's git/, root's own; undefined when it is not usable. */
+  async gitCacheDir(): Promise<string | undefined> {
+    if (!(await this.ready())) return undefined;
+    const dir = path.join(this.dir, STATE.git);
+    await makeDirs(dir, 0o700);
+    await checkTrustedDir(dir, `the git cache ${dir}`);
+    return dir;
+  }
+
   async hasHandledEvent(id: string): Promise<boolean> {
     return (await this.readJson<string[]>(STATE.consulEvents))?.includes(id) ?? false;
   }
