@@ -36,8 +36,11 @@ export interface WatchRecord {
   /** sha256 of the manifest bytes last deployed successfully. */
   deployed_sha256?: string;
   deployed_at?: string;
+  /** What failed: the manifest's sha256, with the commits its git sources' refs pointed at (`sha:c1,c2`). */
   failed_sha256?: string;
   failures: number;
+  /** The commits the unpinned git sources of the deployed manifest resolved to, in order (watch follows them). */
+  git_commits?: string[];
 }
 
 /** How many handled Consul event IDs are remembered; a watch re-sends only its recent buffer. */
