@@ -48,6 +48,7 @@ export async function fetchCommit(source: GitSource, expected: string | undefine
     let commit: string | undefined;
     if (await usableCache(gitDir, opts.log)) {
       try {
+        await checkWhole(gitDir, opts);
         commit = await fetchInto(gitDir, source, opts);
       } catch (err) {
         if (!(err instanceof CacheBroken)) throw err;
@@ -151,6 +152,16 @@ async function fetchInto(gitDir: string, source: GitSource, opts: GitCacheOption
     if (!isCommitId(commit)) throw new CacheBroken(`${source.refShown} did not fetch a commit`);
     await runGit(['fsck', '--connectivity-only', '--no-dangling', '--no-progress', commit], local);
     return commit;
+  } catch (err) {
+    if (err instanceof GitError) throw new CacheBroken(err.message);
+    throw err;
+  }
+}
+
+/** An existing cache must be a repository whose refs reach only objects it has, before anything is fetched into it. */
+async function checkWhole(gitDir: string, opts: GitCacheOptions): Promise<void> {
+  try {
+    await runGit(['fsck', '--connectivity-only', '--no-dangling', '--no-progress'], { gitDir, env: opts.env, log: opts.log, signal: opts.signal });
   } catch (err) {
     if (err instanceof GitError) throw new CacheBroken(err.message);
     throw err;

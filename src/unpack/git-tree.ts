@@ -55,7 +55,7 @@ export async function unpackGitTree(tree: GitTree, staging: string, spool: strin
 async function commitOfSubtree(tree: GitTree, treeish: string, ctx: Context): Promise<string> {
   const local = { gitDir: tree.gitDir, env: ctx.env, log: ctx.log, signal: ctx.signal };
   const date = (await runGit(['log', '-1', '--format=%ct', tree.commit], local)).stdout.trim();
-  const made = await runGit(['commit-tree', '-m', `${tree.source.path} of ${tree.commit}`, `${treeish}^{tree}`], {
+  const made = await runGit(['commit-tree', '-m', `${tree.source.path} of ${tree.commit}`, treeish], {
     ...local,
     extraEnv: {
       GIT_AUTHOR_NAME: 'stretcher',
