@@ -184,6 +184,7 @@ class DeployRun {
     if (!manifest.archives.some((a) => a.kind === 'git')) return true;
     let root = await this.opts.gitCacheDir();
     if (root === undefined) {
+      await checkTrustedDir(tmpdir(), `TMPDIR ${tmpdir()}`, { sticky: true });
       this.gitTemp = await mkdtemp(path.join(tmpdir(), workDirPrefix()));
       root = this.gitTemp;
     }
