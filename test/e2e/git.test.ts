@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { caches, git, gitDaemon, objectCount, Repo } from '../helpers/git.js';
 import { listTree, Scenario } from '../helpers/scenario.js';
 import { sha1, tar } from '../helpers/tar.js';
@@ -50,6 +52,7 @@ test('git: first deploy over git://, then a new commit fetches only its new obje
   assert.equal(readFileSync(`${s.out}/checksum`, 'utf8').trim(), second);
   // The new commit, its two trees (root and lib/) and the one changed blob: nothing of the 40 others.
   const added = objectCount(cache) - before;
+  console.log(`# objects: first fetch ${before}, second fetch added ${added}`);
   assert.ok(added <= 5 && added >= 3, `second fetch added ${added} objects`);
   assert.deepEqual(s.leftovers(), []);
 });
@@ -158,6 +161,52 @@ test('git: watch redeploys an unchanged manifest when the branch is pushed to', 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`moved to ${v2}: deploying`));
   assert.equal((r.stderr.match(/deploy succeeded/g) ?? []).length, 2);
+  // Restarted, it knows what it deployed (no redeploy), and still follows the branch.
+  let again = 0;
+  let said = '';
+  const rerun = s.run('', { args: ['watch', `file://${s.root}/manifest.yml`, '--interval=1s', '--jitter=100ms'], onSpawn: (p) => (again = p), onStderr: (text) => (said = text), timeoutMs: 120_000 });
+  await until(() => /watching /.test(said), 'the restarted watch');
+  await sleep(3000);
+  assert.doesNotMatch(said, /deploying/);
+  const v3 = repo.commit({ VERSION: 'v3' });
+  await until(() => version() === 'v3' && record().git_commits?.[0] === v3, 'v3 deployed after a restart', 60_000);
+  process.kill(again, 'SIGTERM');
+  const r2 = await rerun;
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal((r2.stderr.match(/deploy succeeded/g) ?? []).length, 1);
+});
+
+test('git: with --verify-key an unpinned git source is refused; a pinned one deploys', async (t) => {
+  const s = new Scenario(t);
+  const repo = new Repo(s.root);
+  const commit = repo.commit({ VERSION: 'v1' });
+  execFileSync('sh', ['-c', 'openssl genpkey -algorithm ed25519 -out key.pem && openssl pkey -in key.pem -pubout -out key.pub'], { cwd: s.root });
+  const publish = (yaml: string): void => {
+    writeFileSync(path.join(s.root, 'manifest.yml'), yaml);
+    execFileSync('openssl', ['pkeyutl', '-sign', '-rawin', '-inkey', 'key.pem', '-in', 'manifest.yml', '-out', 'manifest.yml.sig'], { cwd: s.root });
+  };
+  const signed = `dest: ${s.dest}\nmanifest_url: ${s.root}/manifest.yml\nserial: 1\n`;
+  publish(`src: git+file://${repo.bare}#main\n${signed}`);
+  const r = await s.run(`${s.root}/manifest.yml`, { args: ['--verify-key', `${s.root}/key.pub`] });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /ERROR: deploy failed: refusing git source .* without a checksum: with --verify-key a git source must be pinned/);
+  assert.equal(existsSync(s.dest), false);
+  publish(`src: git+file://${repo.bare}#main\nchecksum: ${commit}\n${signed}`);
+  const r2 = await s.run(`${s.root}/manifest.yml`, { args: ['--verify-key', `${s.root}/key.pub`] });
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'v1');
+});
+
+test('git: credentials in a git URL never reach the log, the error or the state', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(`src: git+https://deployer:hunter2secret@127.0.0.1:1/org/app.git#main\ndest: ${s.dest}\ncommands:\n  failure: ['echo "$STRETCHER_ERROR $STRETCHER_SRC" > ${s.out}/error']\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /ERROR: deploy failed: cannot fetch from git repository https:\/\/deployer:REDACTED@127\.0\.0\.1:1\/org\/app\.git/);
+  assert.doesNotMatch(r.stderr, /hunter2/);
+  assert.match(readFileSync(`${s.out}/error`, 'utf8'), /deployer:REDACTED@/);
+  assert.doesNotMatch(readFileSync(`${s.out}/error`, 'utf8'), /hunter2/);
+  for (const f of readdirSync(path.join(s.state, 'deploys'))) assert.doesNotMatch(readFileSync(path.join(s.state, 'deploys', f), 'utf8'), /hunter2/);
 });
 
 test('git: each failure is one clear line, dest untouched', async (t) => {

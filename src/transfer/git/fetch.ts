@@ -43,7 +43,7 @@ export function explainGitFailure(err: GitError, source: GitSource): StretcherEr
   }
   if (/dubious ownership/i.test(text)) return new StretcherError('TRANSFER_FAILED', `git refuses to read ${repo}: ${err.stderr[err.stderr.length - 1]}`);
   if (
-    /Connection refused|Connection timed out|Connection reset|timed out|unable to connect|Could not read from remote|early EOF|the remote end hung up|RPC failed|Operation too slow|returned error: 5\d\d/i.test(
+    /Connection refused|Connection timed out|Failed to connect|Couldn't connect|Connection reset|timed out|unable to connect|Could not read from remote|early EOF|the remote end hung up|RPC failed|Operation too slow|returned error: 5\d\d/i.test(
       text,
     )
   ) {

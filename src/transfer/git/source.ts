@@ -95,7 +95,9 @@ export function parseGitSource(written: string): GitSource {
   const scp = SCP_FORM.exec(body);
   if (scp && !URL_FORM.test(body)) {
     const [repo, path] = splitAtDotGit(scp[3] as string);
-    if (repo.startsWith('-') || (scp[1] as string).startsWith('-')) throw new StretcherError('MANIFEST_INVALID', `git source ${JSON.stringify(redactUrl(written))} is not a repository`);
+    // ssh would read `-oProxyCommand=...` as an option: git refuses such hosts too, and so does stretcher, earlier.
+    if (repo.startsWith('-') || (scp[1] as string).startsWith('-') || (scp[2] as string).startsWith('-'))
+      throw new StretcherError('MANIFEST_INVALID', `git source ${JSON.stringify(redactUrl(written))} is not a repository`);
     return new GitSource(`${scp[1]}@${scp[2]}:${repo}`, 'ssh', checkPath(path, written), ref, written);
   }
   const m = URL_FORM.exec(body);
@@ -117,6 +119,9 @@ export function parseGitSource(written: string): GitSource {
   }
   if (transport === 'file' ? url.pathname === '/' || url.pathname === '' : !url.hostname) {
     throw new StretcherError('MANIFEST_INVALID', `git source ${JSON.stringify(redactUrl(written))} names no repository`);
+  }
+  if (url.hostname.startsWith('-') || decodeURIComponent(url.username).startsWith('-')) {
+    throw new StretcherError('MANIFEST_INVALID', `git source ${JSON.stringify(redactUrl(written))}: a host or user starting with "-" would be read as an option`);
   }
   if (url.search) throw new StretcherError('MANIFEST_INVALID', `git source ${JSON.stringify(redactUrl(written))}: a query string is not part of a git URL`);
   return new GitSource(remote, transport, checkPath(path, written), ref, written);
