@@ -4,7 +4,7 @@ import path from 'node:path';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
 import { FETCHED_REF, type GitTransferOptions, withRemote } from '../transfer/git/fetch.js';
-import { GitError, runGit } from '../transfer/git/run.js';
+import { GitError, runGit, sourceArgs } from '../transfer/git/run.js';
 import { isCommitId, type GitSource } from '../transfer/git/source.js';
 import { lockDest } from './lock.js';
 import { removeTree } from './remove-tree.js';
@@ -135,7 +135,7 @@ async function fetchInto(gitDir: string, source: GitSource, opts: GitCacheOption
   const local = { gitDir, env: opts.env, log: opts.log, signal: opts.signal };
   try {
     await withRemote(`fetching ${source.refShown} of git repository ${source.remoteShown}`, source, opts, (signal) =>
-      runGit(['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--no-recurse-submodules', '--depth=1', '--', source.remote, `+${ref}:${FETCHED_REF}`], {
+      runGit(['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--no-recurse-submodules', '--depth=1', ...sourceArgs(source), '--', source.remote, `+${ref}:${FETCHED_REF}`], {
         ...local,
         signal,
         source,

@@ -272,3 +272,64 @@ test('git: a corrupt cache is detected and fetched afresh, never deployed from',
   assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'v2');
   assert.ok(lstatSync(path.join(cache, 'objects')).isDirectory());
 });
+
+test('git: a file:// repository owned by another user, with hostile config, is read without running any of it', async (t) => {
+  const s = new Scenario(t);
+  const repo = new Repo(s.root);
+  repo.commit({ VERSION: 'v1' });
+  // Everything a repository's own config could try to run, if git honoured it for a fetch from it.
+  for (const [k, v] of [
+    ['core.fsmonitor', `touch ${s.out}/fsmonitor-ran`],
+    ['uploadpack.packObjectsHook', `sh -c 'touch ${s.out}/hook-ran; exec "$@"' x`],
+    ['core.sshCommand', `touch ${s.out}/ssh-ran`],
+  ])
+    git(repo.bare, 'config', k, v as string);
+  writeFileSync(path.join(repo.bare, 'hooks', 'post-upload-pack'), `#!/bin/sh\ntouch ${s.out}/post-hook-ran\n`, { mode: 0o755 });
+  execFileSync('chown', ['-R', '4242:4242', repo.bare]);
+  s.manifest(`src: git+file://${repo.bare}\ndest: ${s.dest}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'v1');
+  assert.deepEqual(readdirSync(s.out), []);
+});
+
+test('git: a SHA-256 repository, pinned and not; the release strategy names the release by the commit', async (t) => {
+  const s = new Scenario(t);
+  const work = path.join(s.root, 'w256');
+  git(s.root, 'init', '-q', '--object-format=sha256', '-b', 'main', work);
+  writeFileSync(path.join(work, 'f'), 'x');
+  git(work, 'add', 'f');
+  git(work, 'commit', '-qm', 'x');
+  const commit = git(work, 'rev-parse', 'HEAD');
+  assert.equal(commit.length, 64);
+  const dest = path.join(path.dirname(s.dest), 'current');
+  s.manifest(`src: git+file://${work}#main\ndest: ${dest}\nsync_strategy: release\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(readlinkSync(dest).endsWith(`-${commit.slice(0, 12)}`), readlinkSync(dest));
+  const again = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /is already current/);
+  s.manifest(`src: git+file://${work}#main\nchecksum: ${commit}\ndest: ${s.dest}\n`);
+  const pinned = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(pinned.code, 0, pinned.stderr);
+  assert.equal(readFileSync(path.join(s.dest, 'f'), 'utf8'), 'x');
+});
+
+test('git: a commit whose tree holds a .git entry is refused', async (t) => {
+  const s = new Scenario(t);
+  const repo = new Repo(s.root);
+  repo.commit({ ok: 'ok' });
+  // A tree git itself would never make from a work tree: .git/config as a tracked file.
+  const blob = execFileSync('git', ['hash-object', '-w', '--stdin'], { cwd: repo.work, input: '[core]\n\tfsmonitor = touch /tmp/x\n', encoding: 'utf8' }).trim();
+  const inner = execFileSync('git', ['mktree'], { cwd: repo.work, input: `100644 blob ${blob}\tconfig\n`, encoding: 'utf8' }).trim();
+  const okBlob = git(repo.work, 'rev-parse', 'HEAD:ok');
+  const root = execFileSync('git', ['mktree'], { cwd: repo.work, input: `040000 tree ${inner}\t.git\n100644 blob ${okBlob}\tok\n`, encoding: 'utf8' }).trim();
+  const commit = git(repo.work, 'commit-tree', root, '-p', 'HEAD', '-m', 'hostile');
+  git(repo.work, 'push', '-q', '-f', 'origin', `${commit}:refs/heads/main`);
+  s.manifest(`src: git+file://${repo.bare}\ndest: ${s.dest}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ERROR: deploy failed: refusing commit [0-9a-f]{40}: it has an entry "\.git\/config" inside a \.git/);
+  assert.equal(existsSync(s.dest), false);
+});

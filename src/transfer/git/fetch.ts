@@ -3,7 +3,7 @@ import { formatDuration } from '../../shared/duration.js';
 import { StretcherError } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
 import { TransferError } from '../failure.js';
-import { GitError, runGit } from './run.js';
+import { GitError, runGit, sourceArgs } from './run.js';
 import type { GitSource } from './source.js';
 
 export interface GitTransferOptions {
@@ -41,7 +41,7 @@ export function explainGitFailure(err: GitError, source: GitSource): StretcherEr
   ) {
     return new StretcherError('TRANSFER_FAILED', `git repository ${repo} does not exist (or is not readable by this user)`);
   }
-  if (/dubious ownership/i.test(text)) return new StretcherError('TRANSFER_FAILED', `git refuses to read ${repo}: ${err.stderr[err.stderr.length - 1]}`);
+  if (/dubious ownership/i.test(text)) return new StretcherError('TRANSFER_FAILED', `git refuses to read ${repo}: ${err.stderr.find((l) => /dubious ownership/i.test(l))}`);
   if (
     /Connection refused|Connection timed out|Failed to connect|Couldn't connect|Connection reset|timed out|unable to connect|Could not read from remote|early EOF|the remote end hung up|RPC failed|Operation too slow|returned error: 5\d\d/i.test(
       text,
@@ -96,7 +96,7 @@ function candidates(ref: string | undefined): string[] {
  */
 export async function remoteCommit(source: GitSource, opts: GitTransferOptions): Promise<string> {
   const listed = await withRemote(`asking git repository ${source.remoteShown} for ${source.refShown}`, source, opts, async (signal) => {
-    const { stdout } = await runGit(['ls-remote', '--', source.remote, ...(source.ref === undefined ? ['HEAD'] : [])], {
+    const { stdout } = await runGit(['ls-remote', ...sourceArgs(source), '--', source.remote, ...(source.ref === undefined ? ['HEAD'] : [])], {
       source,
       env: opts.env,
       log: opts.log,

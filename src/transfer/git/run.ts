@@ -60,13 +60,20 @@ function configArgs(opts: GitRunOptions): string[] {
   const source = opts.source;
   if (source) {
     args.push(...c(`protocol.${source.transport}.allow=always`));
-    // A file:// repository owned by another user is read, not used: upload-pack reads its objects and
-    // runs none of its hooks or configured commands (uploadpack.packObjectsHook is honoured only from
-    // protected config), so git's "dubious ownership" refusal is lifted for the source alone.
-    if (source.transport === 'file') args.push(...c('safe.directory=*'));
   }
   if (opts.stallSeconds) args.push(...c('http.lowSpeedLimit=1'), ...c(`http.lowSpeedTime=${opts.stallSeconds}`));
   return args;
+}
+
+/**
+ * Options of a fetch or ls-remote from `source`. A file:// repository owned by another user is read, not
+ * used: upload-pack reads its objects and runs none of its hooks or configured commands
+ * (uploadpack.packObjectsHook is honoured only from protected config), so git's "dubious ownership"
+ * refusal is lifted for the source alone. `-c` would not reach it (git clears GIT_CONFIG_PARAMETERS for a
+ * local upload-pack), hence the upload-pack command itself, which git runs through sh (so `*` is quoted).
+ */
+export function sourceArgs(source: GitSource): string[] {
+  return source.transport === 'file' ? ["--upload-pack=git -c 'safe.directory=*' upload-pack"] : [];
 }
 
 /** stretcher's environment without git's own variables (GIT_DIR, GIT_CONFIG_PARAMETERS...), but with ssh's. */
