@@ -8,7 +8,7 @@ import { fetchCommit, type FetchedCommit } from './host/git-cache.js';
 import { lockDest, type DestLock } from './host/lock.js';
 import { removeTree } from './host/remove-tree.js';
 import { checkTrustedDir } from './host/trust.js';
-import { checkBinding, ReplayError } from './manifest/binding.js';
+import { checkBinding, checkGitPinned, ReplayError } from './manifest/binding.js';
 import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
 import type { Archive, Manifest } from './manifest/types.js';
@@ -152,14 +152,7 @@ class DeployRun {
         throw new ReplayError(`cannot check signed manifest ${this.location} against replays: the state directory cannot record serials; fix --state-dir (or STRETCHER_STATE_DIR)`);
       checkBinding(manifest, this.location, previous?.highestSerial);
     }
-    if (this.opts.verifyKeys.length) {
-      const moving = manifest.archives.find((a) => a.kind === 'git' && !a.checksum);
-      if (moving)
-        throw new StretcherError(
-          'MANIFEST_INVALID',
-          `refusing git source ${moving.src} without a checksum: with --verify-key a git source must be pinned to a commit id (its checksum), since a signature cannot vouch for whatever a branch points at later`,
-        );
-    }
+    if (this.opts.verifyKeys.length) checkGitPinned(manifest);
     this.manifest = manifest;
     this.previous = previous;
     for (const w of loaded.warnings) this.log.warn(w);

@@ -191,6 +191,9 @@ test('git: with --verify-key an unpinned git source is refused; a pinned one dep
   assert.equal(r.code, 1);
   assert.match(r.stderr, /ERROR: deploy failed: refusing git source .* without a checksum: with --verify-key a git source must be pinned/);
   assert.equal(existsSync(s.dest), false);
+  const v = await s.run('', { args: ['validate', '--verify-key', `${s.root}/key.pub`, `${s.root}/manifest.yml`] });
+  assert.equal(v.code, 1);
+  assert.match(v.stdout, /refusing git source .* without a checksum/);
   publish(`src: git+file://${repo.bare}#main\nchecksum: ${commit}\n${signed}`);
   const r2 = await s.run(`${s.root}/manifest.yml`, { args: ['--verify-key', `${s.root}/key.pub`] });
   assert.equal(r2.code, 0, r2.stderr);
@@ -278,12 +281,12 @@ test('git: a file:// repository owned by another user, with hostile config, is r
   const repo = new Repo(s.root);
   repo.commit({ VERSION: 'v1' });
   // Everything a repository's own config could try to run, if git honoured it for a fetch from it.
-  for (const [k, v] of [
+  const hostile: [string, string][] = [
     ['core.fsmonitor', `touch ${s.out}/fsmonitor-ran`],
     ['uploadpack.packObjectsHook', `sh -c 'touch ${s.out}/hook-ran; exec "$@"' x`],
     ['core.sshCommand', `touch ${s.out}/ssh-ran`],
-  ])
-    git(repo.bare, 'config', k, v as string);
+  ];
+  for (const [k, v] of hostile) git(repo.bare, 'config', k, v);
   writeFileSync(path.join(repo.bare, 'hooks', 'post-upload-pack'), `#!/bin/sh\ntouch ${s.out}/post-hook-ran\n`, { mode: 0o755 });
   execFileSync('chown', ['-R', '4242:4242', repo.bare]);
   s.manifest(`src: git+file://${repo.bare}\ndest: ${s.dest}\n`);
