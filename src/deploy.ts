@@ -21,6 +21,7 @@ import { WORK_DEBRIS, workDirPrefix } from './host/paths.js';
 import { recoverDebris, removeDeadDebris } from './sync/debris.js';
 import { strategyFor, type StrategyOptions, type Synced, type SyncStrategy } from './sync/index.js';
 import type { Fetched, TransferOptions } from './transfer/download.js';
+import { GitError } from './transfer/git/run.js';
 import type { GitSource } from './transfer/git/source.js';
 import type { GitTree } from './unpack/git-tree.js';
 import type { UnpackLimits } from './unpack/unpacker.js';
@@ -229,7 +230,17 @@ class DeployRun {
     this.staging = await (this.strategy as SyncStrategy).createStaging(dest, this.workDir);
     // node-tar and the writer threads are loaded only by deploys that unpack something.
     const { unpackArchives } = await import('./unpack/archives.js');
-    await unpackArchives(archives, this.gitTrees, this.staging, this.workDir, this.transfer, this.opts.limits, this.log);
+    try {
+      await unpackArchives(archives, this.gitTrees, this.staging, this.workDir, this.transfer, this.opts.limits, this.log);
+    } catch (err) {
+      // git could not read a commit the cache said was whole (a damaged object): the cache goes, still
+      // under its lock, and the next deploy fetches afresh. Nothing of it reached dest.
+      if (err instanceof GitError && this.gitTrees.length) {
+        for (const tree of this.gitTrees) await removeTree(tree.gitDir).catch(() => {});
+        throw new StretcherError('UNPACK_FAILED', `${err.message}; the git cache is damaged, so it was removed and the next deploy fetches afresh`);
+      }
+      throw err;
+    }
     await this.releaseGit();
   }
 

@@ -336,3 +336,27 @@ test('git: a commit whose tree holds a .git entry is refused', async (t) => {
   assert.match(r.stderr, /ERROR: deploy failed: refusing commit [0-9a-f]{40}: it has an entry "\.git\/config" inside a \.git/);
   assert.equal(existsSync(s.dest), false);
 });
+
+test('git: an object damaged in the cache fails the deploy before dest changes, and the next deploy fetches afresh', async (t) => {
+  const s = new Scenario(t);
+  const repo = new Repo(s.root);
+  repo.commit({ VERSION: 'v1', other: 'o' });
+  s.manifest(`src: git+file://${repo.bare}\ndest: ${s.dest}\n`);
+  assert.equal((await s.run(`${s.root}/manifest.yml`)).code, 0);
+  const [cache] = caches(s.state);
+  assert.ok(cache);
+  // The blob's file, present (so refs still reach it) but no longer zlib data.
+  const blob = git(repo.work, 'rev-parse', 'HEAD:VERSION');
+  const file = path.join(cache, 'objects', blob.slice(0, 2), blob.slice(2));
+  assert.ok(existsSync(file), 'small fetches keep loose objects');
+  writeFileSync(file, 'garbage');
+  writeFileSync(path.join(s.dest, 'VERSION'), 'changed here');
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ERROR: deploy failed: git archive failed: .*the git cache is damaged, so it was removed/);
+  assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'changed here');
+  const r2 = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(readFileSync(path.join(s.dest, 'VERSION'), 'utf8'), 'v1');
+  assert.deepEqual(s.leftovers(), []);
+});

@@ -152,9 +152,18 @@ export function runGit(args: readonly string[], opts: GitRunOptions): Promise<Gi
       void pending.then(() => {
         if (opts.signal.aborted) return reject(opts.signal.reason);
         if (sinkFailed !== undefined) return reject(sinkFailed);
-        if (code !== 0) return reject(new GitError(`git ${args[0]} failed${err.length ? `: ${err[err.length - 1]}` : ` with status ${code}`}`, err, code));
+        if (code !== 0) return reject(new GitError(`git ${subcommand(args)} failed${err.length ? `: ${err[err.length - 1]}` : ` with status ${code}`}`, err, code));
         resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: err });
       });
     });
   });
+}
+
+/** `archive` in `-c tar.umask=022 archive ...`: the subcommand, for messages. */
+function subcommand(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-c') i++;
+    else if (!args[i]?.startsWith('-')) return args[i] as string;
+  }
+  return '';
 }
