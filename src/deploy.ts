@@ -1,4 +1,3 @@
-import type { KnownSameFiles } from './shared/known-same.js';
 import type { KeyObject } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,13 +5,15 @@ import path from 'node:path';
 import { hookEnv, type PreviousDeploy } from './hooks/env.js';
 import { awaitHealthy, HealthError } from './hooks/health.js';
 import { runCommands } from './hooks/run.js';
+import { fetchCommit, type FetchedCommit } from './host/git-cache.js';
 import { lockDest, type DestLock } from './host/lock.js';
 import { removeTree } from './host/remove-tree.js';
 import { checkTrustedDir } from './host/trust.js';
-import { checkBinding, ReplayError } from './manifest/binding.js';
+import { checkBinding, checkGitPinned, ReplayError } from './manifest/binding.js';
 import { ManifestError } from './manifest/errors.js';
 import { loadManifest } from './manifest/load.js';
-import type { Manifest } from './manifest/types.js';
+import type { Archive, Manifest } from './manifest/types.js';
+import { identityOf } from './manifest/validate.js';
 import type { RunContext } from './shared/context.js';
 import { formatDuration } from './shared/duration.js';
 import { errorMessage, StretcherError } from './shared/errors.js';
@@ -23,6 +24,9 @@ import { ReleaseStore } from './sync/release/store.js';
 import { recoverDebris, removeDeadDebris } from './sync/debris.js';
 import { strategyFor, type StrategyOptions, type Synced, type SyncStrategy } from './sync/index.js';
 import type { Fetched, TransferOptions } from './transfer/download.js';
+import { GitError } from './transfer/git/run.js';
+import type { GitSource } from './transfer/git/source.js';
+import type { GitTree } from './unpack/git-tree.js';
 import type { UnpackLimits } from './unpack/unpacker.js';
 
 export interface DeployOptions {
@@ -44,6 +48,8 @@ export interface DeployOptions {
   serialsRecorded: boolean;
   /** --command-timeout: each hook command's limit (0: none); the manifest's command_timeout wins. */
   commandTimeoutMs: number;
+  /** The git cache's directory (the state directory's git/), or undefined: a private one for this deploy. */
+  gitCacheDir: () => Promise<string | undefined>;
 }
 
 export interface DeployOutcome {
@@ -52,6 +58,8 @@ export interface DeployOutcome {
   release?: string;
   error?: unknown;
   manifest?: Manifest;
+  /** The git sources without a checksum and the commits their refs resolved to (watch follows them). */
+  unpinned?: { source: GitSource; commit: string }[];
   durationMs: number;
 }
 
@@ -70,7 +78,7 @@ export async function deploy(location: Location, opts: DeployOptions, prefetched
       if (run.commandsOnly) {
         await run.pre();
         await run.post();
-      } else if (await run.prepare()) {
+      } else if ((await run.resolve()) && (await run.prepare())) {
         await run.stage();
         await run.pre();
         await run.sync();
@@ -99,14 +107,19 @@ class DeployRun {
   private strategy: SyncStrategy | undefined;
   private workDir: string | undefined;
   private staging: string | undefined;
-  /** Staged files that unpacking found the same as dest's (the rsync strategy's merge uses them). */
-  private knownSame: KnownSameFiles | undefined;
   private synced: Synced | undefined;
   private release: string | undefined;
   /** Set when there was nothing to do (the release strategy's "already current"). */
   private current = false;
   private error: unknown;
   private rolledBack = false;
+  private previous: PreviousDeploy | undefined;
+  /** Git commits fetched into their caches, locked there until they are unpacked. */
+  private fetched: FetchedCommit[] = [];
+  private gitTrees: GitTree[] = [];
+  private unpinned: { source: GitSource; commit: string }[] = [];
+  /** A private git cache for this deploy alone, when the state directory has none. */
+  private gitTemp: string | undefined;
 
   constructor(
     private readonly location: Location,
@@ -123,7 +136,7 @@ class DeployRun {
 
   get commandsOnly(): boolean {
     const m = this.manifest;
-    return !m || m.archives.length === 0 || !m.dest || !m.identity;
+    return !m || m.archives.length === 0 || !m.dest;
   }
 
   private target(): Manifest & { dest: string; identity: string } {
@@ -143,7 +156,9 @@ class DeployRun {
         throw new ReplayError(`cannot check signed manifest ${this.location} against replays: the state directory cannot record serials; fix --state-dir (or STRETCHER_STATE_DIR)`);
       checkBinding(manifest, this.location, previous?.highestSerial);
     }
+    if (this.opts.verifyKeys.length) checkGitPinned(manifest);
     this.manifest = manifest;
+    this.previous = previous;
     for (const w of loaded.warnings) this.log.warn(w);
     this.failureCommands = manifest.commands.failure;
     this.env = hookEnv(this.opts.context.env, manifest, previous);
@@ -154,6 +169,42 @@ class DeployRun {
     const dest = this.manifest?.dest;
     if (dest) this.destLock = await lockDest(dest, { dir: await this.opts.lock.dir(), timeoutMs: this.opts.lock.timeoutMs, log: this.log, signal: this.opts.context.signal });
     if (this.commandsOnly) this.log.info('no src in the manifest: running commands only');
+  }
+
+  /**
+   * Git sources: each ref fetched into its repository's cache and resolved to a commit, which must be the
+   * checksum when one is given; an unpinned source is then named by the commit it resolved to (hooks'
+   * STRETCHER_CHECKSUM, the release id, the state record).
+   */
+  async resolve(): Promise<boolean> {
+    const manifest = this.manifest as Manifest;
+    if (!manifest.archives.some((a) => a.kind === 'git')) return true;
+    let root = await this.opts.gitCacheDir();
+    if (root === undefined) {
+      await checkTrustedDir(tmpdir(), `TMPDIR ${tmpdir()}`, { sticky: true });
+      this.gitTemp = await mkdtemp(path.join(tmpdir(), workDirPrefix()));
+      root = this.gitTemp;
+    }
+    const lockDir = await this.opts.lock.dir();
+    const archives: Archive[] = [];
+    for (const archive of manifest.archives) {
+      if (archive.kind !== 'git') {
+        archives.push(archive);
+        continue;
+      }
+      this.log.info(`fetching ${archive.src.refShown} of git repository ${archive.src.remoteShown}`);
+      const started = performance.now();
+      const got = await fetchCommit(archive.src, archive.checksum?.hex, { ...this.transfer, root, lockDir, lockTimeoutMs: this.opts.lock.timeoutMs });
+      this.fetched.push(got);
+      this.log.info(`${archive.src}: commit ${got.commit} in ${formatDuration(performance.now() - started)}`);
+      this.gitTrees.push({ source: archive.src, gitDir: got.gitDir, commit: got.commit });
+      if (!archive.checksum) this.unpinned.push({ source: archive.src, commit: got.commit });
+      archives.push({ ...archive, checksum: { algorithm: got.commit.length === 40 ? 'sha1' : 'sha256', hex: got.commit } });
+    }
+    const identity = identityOf(archives);
+    this.manifest = { ...manifest, archives, ...(identity ? { identity } : {}), ...(manifest.src && archives.length === 1 ? { checksum: archives[0]?.checksum } : {}) } as Manifest;
+    this.env = hookEnv(this.opts.context.env, this.manifest, this.previous);
+    return true;
   }
 
   /** The strategy's decisions before anything is downloaded; false when there is nothing to do. */
@@ -183,7 +234,25 @@ class DeployRun {
     this.staging = await strategy.createStaging(dest, this.workDir);
     // node-tar and the writer threads are loaded only by deploys that unpack something.
     const { unpackArchives } = await import('./unpack/archives.js');
-    this.knownSame = await unpackArchives(archives, this.staging, this.workDir, this.transfer, this.opts.limits, this.log, await strategy.compareWith?.());
+    try {
+      await unpackArchives(archives, this.gitTrees, this.staging, this.workDir, this.transfer, this.opts.limits, this.log);
+    } catch (err) {
+      // git could not read a commit the cache said was whole (a damaged object): the cache goes, still
+      // under its lock, and the next deploy fetches afresh. Nothing of it reached dest.
+      if (err instanceof GitError && this.gitTrees.length) {
+        for (const tree of this.gitTrees) await removeTree(tree.gitDir).catch(() => {});
+        throw new StretcherError('UNPACK_FAILED', `${err.message}; the git cache is damaged, so it was removed and the next deploy fetches afresh`);
+      }
+      throw err;
+    }
+    await this.releaseGit();
+  }
+
+  /** Unpacked: the caches are free for the next deploy. */
+  private async releaseGit(): Promise<void> {
+    const held = this.fetched;
+    this.fetched = [];
+    for (const f of held) await f.release();
   }
 
   /** pre runs once the archive is verified and unpacked, and before anything changes at dest. */
@@ -203,7 +272,6 @@ class DeployRun {
       dest: manifest.dest,
       excludes: manifest.excludes,
       ...(manifest.excludeFrom !== undefined ? { excludeFrom: manifest.excludeFrom } : {}),
-      ...(this.knownSame ? { knownSame: this.knownSame } : {}),
     });
   }
 
@@ -249,6 +317,8 @@ class DeployRun {
 
   /** Temp files go on every path, before success/failure commands run (as in Go stretcher). */
   async cleanUp(): Promise<void> {
+    await this.releaseGit().catch(() => {});
+    if (this.gitTemp) await removeTree(this.gitTemp).catch(() => {});
     if (this.staging) await removeTree(this.staging).catch(() => {});
     if (this.workDir) await rm(this.workDir, { recursive: true, force: true }).catch(() => {});
   }
@@ -257,7 +327,7 @@ class DeployRun {
   async report(): Promise<DeployOutcome> {
     const durationMs = performance.now() - this.started;
     const manifest = this.manifest ? { manifest: this.manifest } : {};
-    const release = this.release ? { release: this.release } : {};
+    const release = { ...(this.release ? { release: this.release } : {}), ...(this.unpinned.length ? { unpinned: this.unpinned } : {}) };
     if (this.current) return { ok: true, ...manifest, ...release, durationMs };
     if (this.error === undefined) {
       this.log.info(`deploy succeeded in ${formatDuration(durationMs)}`, { duration_ms: Math.round(durationMs) });

@@ -158,6 +158,7 @@ export async function deployOptions(
     },
     serialsRecorded: state.recordable,
     commandTimeoutMs: values.commandTimeoutMs,
+    gitCacheDir: () => state.gitCacheDir(),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describeHealth } from '../hooks/health.js';
-import { checkBindingShape } from '../manifest/binding.js';
+import { checkBindingShape, checkGitPinned } from '../manifest/binding.js';
 import { ManifestError } from '../manifest/errors.js';
 import { loadManifest } from '../manifest/load.js';
 import { loadVerifyKeys } from '../manifest/signature.js';
@@ -37,7 +37,10 @@ export async function validateCommand({ values, operands }: Invocation, env: Nod
         { retry: 0, retryWaitMs: 0, timeoutMs: 30_000, stallMs: 30_000, signal: new AbortController().signal, log, userAgent: USER_AGENT, env },
         keys,
       );
-      if (keys.length) checkBindingShape(manifest);
+      if (keys.length) {
+        checkBindingShape(manifest);
+        checkGitPinned(manifest);
+      }
       for (const w of warnings) say(`${target}: warning: ${w}`);
       say(`${target}: ok`);
       if (manifest.health) say(`${target}: health: ${describeHealth(manifest.health)}`);

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { deploy } from '../deploy.js';
 import { StateStore } from '../host/state.js';
+import { loadManifest } from '../manifest/load.js';
 import { loadVerifyKeys } from '../manifest/signature.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Location } from '../shared/location.js';
@@ -43,6 +44,10 @@ export async function watchCommand(inv: Invocation, env: NodeJS.ProcessEnv): Pro
       const outcome = await deploy(url, await deployOptions(values, env, deployLog, signals, state, verifyKeys, inv.spelled), manifest);
       await recordOutcome(state, outcome, deployLog);
       return outcome;
+    },
+    gitSources: async (manifest) => {
+      const loaded = await loadManifest(url, { ...transferSettings(values), signal: signals.signal, log, env }, verifyKeys, manifest).catch(() => undefined);
+      return loaded?.manifest.archives.flatMap((a) => (a.kind === 'git' && !a.checksum ? [a.src] : [])) ?? [];
     },
   });
   return 0;

@@ -19,7 +19,7 @@ export function hookEnv(base: NodeJS.ProcessEnv, manifest: Manifest, previous: P
     // Layers: space-separated, in order.
     STRETCHER_SRC: manifest.archives.map((a) => a.src.shown).join(' '),
     STRETCHER_DEST: manifest.dest ?? '',
-    STRETCHER_CHECKSUM: manifest.archives.map((a) => a.checksum.hex).join(' '),
+    STRETCHER_CHECKSUM: manifest.archives.map((a) => a.checksum?.hex ?? '').join(' '),
     STRETCHER_PREVIOUS_CHECKSUM: previous?.checksum ?? '',
     STRETCHER_PREVIOUS_MANIFEST_URL: previous?.manifestUrl ?? '',
   };

@@ -52,6 +52,8 @@ export const STATE = {
   deploys: 'deploys',
   watch: 'watch',
   locks: 'locks',
+  /** Bare caches of git sources, one a repository (`<hash of its URL>.git`). */
+  git: 'git',
   consulEvents: 'consul-events.json',
   deployRecord: (dest: string): string => path.join('deploys', `${destKey(dest)}.json`),
   /** The last deploy's (or rollback's) log, as its success/failure commands received it. */

@@ -36,8 +36,11 @@ export interface WatchRecord {
   /** sha256 of the manifest bytes last deployed successfully. */
   deployed_sha256?: string;
   deployed_at?: string;
+  /** What failed: the manifest's sha256, with the commits its git sources' refs pointed at (`sha:c1,c2`). */
   failed_sha256?: string;
   failures: number;
+  /** The commits the unpinned git sources of the deployed manifest resolved to, in order (watch follows them). */
+  git_commits?: string[];
 }
 
 /** How many handled Consul event IDs are remembered; a watch re-sends only its recent buffer. */
@@ -119,6 +122,15 @@ export class StateStore {
         `refusing the lock directory ${dir}: ${what}, and only a private directory of this user's may hold its locks; remove it, or set --state-dir to a directory this user can write`,
       );
     }
+    return dir;
+  }
+
+  /** Where git sources are cached: the state directory's git/, root's own; undefined when it is not usable. */
+  async gitCacheDir(): Promise<string | undefined> {
+    if (!(await this.ready())) return undefined;
+    const dir = path.join(this.dir, STATE.git);
+    await makeDirs(dir, 0o700);
+    await checkTrustedDir(dir, `the git cache ${dir}`);
     return dir;
   }
 

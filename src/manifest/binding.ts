@@ -60,3 +60,17 @@ export function checkBindingShape(manifest: Manifest, now = new Date()): void {
   }
   if (expires !== undefined && expires.getTime() <= now.getTime()) throw new ReplayError(`expired at ${expires.toISOString()}`);
 }
+
+/**
+ * With --verify-key every git source must be pinned to a commit (its checksum): a signature over a
+ * manifest that names only a branch cannot vouch for whatever the branch points at later.
+ */
+export function checkGitPinned(manifest: Manifest): void {
+  const moving = manifest.archives.find((a) => a.kind === 'git' && !a.checksum);
+  if (moving) {
+    throw new StretcherError(
+      'MANIFEST_INVALID',
+      `refusing git source ${moving.src} without a checksum: with --verify-key a git source must be pinned to a commit id (its checksum), since a signature cannot vouch for whatever a branch points at later`,
+    );
+  }
+}

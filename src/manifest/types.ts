@@ -1,5 +1,6 @@
 import type { Location } from '../shared/location.js';
 import type { Checksum } from '../transfer/checksum.js';
+import type { GitSource } from '../transfer/git/source.js';
 
 export type SyncStrategyName = 'rsync' | 'mv' | 'release';
 
@@ -11,17 +12,30 @@ export interface Commands {
 }
 
 /** One archive to download, verify and unpack. */
-export interface Archive {
+export interface FileArchive {
+  kind: 'file';
   src: Location;
   checksum: Checksum;
 }
+
+/**
+ * A git source: the tree of a commit. `checksum` is the commit id the ref must resolve to; without one
+ * the deploy takes whatever the ref points at, and the deploy fills it in once the commit is fetched.
+ */
+export interface GitArchive {
+  kind: 'git';
+  src: GitSource;
+  checksum?: Checksum;
+}
+
+export type Archive = FileArchive | GitArchive;
 
 /** A validated manifest; URLs are absolute, the checksum parsed, defaults applied. */
 export interface Manifest {
   /** Where the manifest came from, as it was asked for (before redirects). */
   url: Location;
   /** The archive; undefined for a commands-only deploy. */
-  src?: Location;
+  src?: Location | GitSource;
   checksum?: Checksum;
   /** What to unpack, in order: `src` alone, or the `layers`. Empty for a commands-only deploy. */
   archives: Archive[];
@@ -68,7 +82,7 @@ export interface Binding {
 export interface RawManifest {
   src?: string;
   checksum?: string;
-  layers?: { src: string; checksum: string }[];
+  layers?: { src: string; checksum?: string }[];
   dest?: string;
   dest_mode?: number;
   sync_strategy?: SyncStrategyName;

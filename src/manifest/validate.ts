@@ -7,7 +7,8 @@ import { StretcherError } from '../shared/errors.js';
 import { closest } from '../shared/suggest.js';
 import { Location } from '../shared/location.js';
 import { redactUrl } from '../shared/redact.js';
-import { CHECKSUM_HELP, parseChecksum } from '../transfer/checksum.js';
+import { CHECKSUM_HELP, type Checksum, parseChecksum } from '../transfer/checksum.js';
+import { GitSource, isGitSource, parseGitSource } from '../transfer/git/source.js';
 import { unsupportedScheme } from '../transfer/sources/index.js';
 import { checkDest } from './dest-policy.js';
 import type { ParsedYaml } from './parse.js';
@@ -75,15 +76,19 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
     return { problems, warnings };
   }
   const raw = data as RawManifest;
-  const checksum = raw.checksum === undefined ? undefined : check(problems, at(['checksum']), () => parseChecksum(raw.checksum as string));
   if (raw.dest !== undefined) check(problems, at(['dest']), () => checkDest(raw.dest as string));
   const base = Location.parse(baseUrl);
   const src = raw.src === undefined ? undefined : check(problems, at(['src']), () => resolveSrc(raw.src as string, base));
+  const checksum = src === undefined && raw.src !== undefined ? undefined : checksumFor(problems, at([raw.checksum === undefined ? 'src' : 'checksum']), src, raw.checksum, '');
   const layers: Archive[] = [];
   for (const [i, layer] of (raw.layers ?? []).entries()) {
     const resolved = check(problems, at(['layers', i, 'src']), () => resolveSrc(layer.src, base), `layers[${i}].`);
-    const sum = check(problems, at(['layers', i, 'checksum']), () => parseChecksum(layer.checksum), `layers[${i}]: `);
-    if (resolved && sum) layers.push({ src: resolved, checksum: sum });
+    const sum = resolved === undefined ? undefined : checksumFor(problems, at(['layers', i, layer.checksum === undefined ? 'src' : 'checksum']), resolved, layer.checksum, `layers[${i}]: `);
+    const archive = resolved === undefined ? undefined : archiveOf(resolved, sum);
+    if (archive) layers.push(archive);
+  }
+  for (const a of [...(src ? [archiveOf(src, checksum)] : []), ...layers]) {
+    if (a?.kind === 'git' && !a.checksum) warnings.push(`git source ${a.src} has no checksum: deploying whatever ${a.src.refShown} points at (pin a commit id as its checksum to deploy exactly one)`);
   }
   if (raw.releases_dir !== undefined) check(problems, at(['releases_dir']), () => checkDest(raw.releases_dir as string, 'releases_dir'));
   const releaseKeys = (['releases_dir', 'keep_releases', 'rollback_on_failure'] as const).filter((k) => raw[k] !== undefined);
@@ -102,15 +107,9 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
   const health = raw.health === undefined ? undefined : healthCheck(raw.health, problems, (key) => at(['health', key]));
   if (problems.length) return { problems, warnings };
   const commands = raw.commands ?? {};
-  const archives = src !== undefined && checksum !== undefined ? [{ src, checksum }] : layers;
-  const identity =
-    archives.length === 1
-      ? archives[0]?.checksum.hex
-      : archives.length > 1
-        ? createHash('sha256')
-            .update(archives.map((a) => `${a.checksum.algorithm}:${a.checksum.hex}\n`).join(''))
-            .digest('hex')
-        : undefined;
+  const single = src !== undefined ? archiveOf(src, checksum) : undefined;
+  const archives = single ? [single] : layers;
+  const identity = identityOf(archives);
   return {
     problems,
     warnings,
@@ -160,8 +159,51 @@ function healthCheck(raw: NonNullable<RawManifest['health']>, problems: string[]
   return { ...(raw.command !== undefined ? { command: raw.command } : {}), ...(raw.url !== undefined ? { url: raw.url } : {}), timeoutMs, intervalMs };
 }
 
-/** An absolute URL for src: a relative one resolves against the manifest's URL. */
-function resolveSrc(src: string, manifestUrl: Location): Location {
+/**
+ * Hex digits naming a version: the checksum for a single src; for layers, a sha256 over their checksums.
+ * Undefined while a git source is unpinned: the deploy names it once the ref is resolved.
+ */
+export function identityOf(archives: readonly Archive[]): string | undefined {
+  if (archives.length === 0 || archives.some((a) => !a.checksum)) return undefined;
+  const sums = archives.map((a) => a.checksum as Checksum);
+  if (sums.length === 1) return sums[0]?.hex;
+  return createHash('sha256')
+    .update(sums.map((c) => `${c.algorithm}:${c.hex}\n`).join(''))
+    .digest('hex');
+}
+
+function archiveOf(src: Location | GitSource, checksum: Checksum | undefined): Archive | undefined {
+  if (src instanceof GitSource) return { kind: 'git', src, ...(checksum ? { checksum } : {}) };
+  return checksum ? { kind: 'file', src, checksum } : undefined;
+}
+
+const COMMIT_HELP = 'the commit id the ref must resolve to: 40 hex digits (SHA-1), or 64 for a SHA-256 repository';
+
+/**
+ * The checksum of one src: required for an archive; for a git source optional, and a commit id. A problem
+ * is listed; undefined then (and for an unpinned git source).
+ */
+function checksumFor(problems: string[], line: string, src: Location | GitSource | undefined, text: string | undefined, prefix: string): Checksum | undefined {
+  if (src === undefined) return text === undefined ? undefined : check(problems, line, () => parseChecksum(text), prefix);
+  if (!(src instanceof GitSource)) {
+    if (text === undefined) {
+      problems.push(`${line}${prefix}src is set, so checksum is required: ${CHECKSUM_HELP}`);
+      return undefined;
+    }
+    return check(problems, line, () => parseChecksum(text), prefix);
+  }
+  if (text === undefined) return undefined;
+  const hex = /^(?:sha1[:=]|sha256[:=])?([0-9a-fA-F]+)$/i.exec(text.trim())?.[1]?.toLowerCase();
+  if (hex === undefined || (hex.length !== 40 && hex.length !== 64)) {
+    problems.push(`${line}${prefix}checksum ${JSON.stringify(text)} of git source ${src} is not a commit id: a git source's checksum is ${COMMIT_HELP}`);
+    return undefined;
+  }
+  return { algorithm: hex.length === 40 ? 'sha1' : 'sha256', hex };
+}
+
+/** An absolute URL for src (a relative one resolves against the manifest's URL), or a git source. */
+function resolveSrc(src: string, manifestUrl: Location): Location | GitSource {
+  if (isGitSource(src)) return parseGitSource(src);
   let location: Location;
   try {
     location = manifestUrl.resolve(src);

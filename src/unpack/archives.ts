@@ -5,55 +5,64 @@ import { pipeline } from 'node:stream/promises';
 import type { Log } from '../shared/log.js';
 import type { Archive } from '../manifest/types.js';
 import { downloadVerified, fileSink, type TransferOptions } from '../transfer/download.js';
-import type { KnownSame, KnownSameFiles } from '../shared/known-same.js';
+import { type GitTree, unpackGitTree } from './git-tree.js';
 import { createUnpacker, type UnpackLimits } from './unpacker.js';
 
 /**
  * Downloads, verifies and unpacks a manifest's archives into `staging`. One archive streams straight into
  * the unpacker; layers are each downloaded and verified to a file in `workDir` first, so that retrying one
  * never disturbs the others, and then unpacked in order into the same tree, a later layer's files
- * replacing an earlier one's.
+ * replacing an earlier one's. A git source's commit, already fetched and verified (`gitTrees`, in the
+ * order of the git archives), is unpacked from its cache in its place in that order.
  */
 export async function unpackArchives(
   archives: readonly Archive[],
+  gitTrees: readonly GitTree[],
   staging: string,
   workDir: string,
   transfer: TransferOptions,
   limits: UnpackLimits,
   log: Log,
-  compareWith?: string,
-): Promise<KnownSameFiles | undefined> {
+): Promise<void> {
   const spool = path.join(workDir, 'spool');
   const [only] = archives;
-  if (archives.length === 1 && only) {
+  const git = { env: transfer.env, log, signal: transfer.signal };
+  if (archives.length === 1 && only?.kind === 'git') {
+    await unpackGitTree(gitTrees[0] as GitTree, staging, spool, limits, git);
+    return;
+  }
+  if (archives.length === 1 && only?.kind === 'file') {
     let attempt = 0;
-    const unpacked = await downloadVerified(only.src, only.checksum, transfer, async (size) => {
+    await downloadVerified(only.src, only.checksum, transfer, async (size) => {
       // A retry starts again from an empty tree.
       if (attempt++ > 0) await emptyDir(staging);
-      return createUnpacker(staging, limits, log, spool, size, compareWith);
+      return createUnpacker(staging, limits, log, spool, size);
     });
-    return unpacked.same;
+    return;
   }
-  const files: string[] = [];
-  const same = new Map<string, KnownSame>();
+  const files: (string | GitTree)[] = [];
+  const trees = [...gitTrees];
   for (const [i, layer] of archives.entries()) {
     log.info(`layer ${i + 1} of ${archives.length}: ${layer.src}`);
-    files.push(await downloadVerified(layer.src, layer.checksum, transfer, async () => fileSink(path.join(workDir, `layer-${i}`))));
+    if (layer.kind === 'git') files.push(trees.shift() as GitTree);
+    else files.push(await downloadVerified(layer.src, layer.checksum, transfer, async () => fileSink(path.join(workDir, `layer-${i}`))));
   }
   for (const file of files) {
-    const unpacker = createUnpacker(staging, limits, log, spool, (await stat(file)).size, compareWith);
+    if (typeof file !== 'string') {
+      await unpackGitTree(file, staging, spool, limits, git);
+      continue;
+    }
+    const unpacker = createUnpacker(staging, limits, log, spool, (await stat(file)).size);
     try {
       await pipeline(createReadStream(file), unpacker.sink, { signal: transfer.signal });
     } catch (err) {
       await unpacker.close();
       throw err;
     }
-    // A later layer's file replaces an earlier one's report; the merge checks the inodes in any case.
-    for (const [rel, known] of (await unpacker.finish()).same ?? []) same.set(rel, known);
+    await unpacker.finish();
     await rm(file, { force: true });
   }
   log.info(`merged ${archives.length} layers`);
-  return compareWith ? same : undefined;
 }
 
 async function emptyDir(dir: string): Promise<void> {

@@ -36,7 +36,7 @@ excludes:
   - "*.pid"
   - "*.socket"
 `);
-  assert.equal(m.src?.href, 's3://example.com/app.tar.gz');
+  assert.equal((m.src as Location | undefined)?.href, 's3://example.com/app.tar.gz');
   assert.deepEqual(m.checksum, { algorithm: 'sha1', hex: SHA1 });
   assert.equal(m.destMode, 0o755);
   assert.equal(m.syncStrategy, 'rsync');
@@ -104,7 +104,7 @@ test('sync_strategy is checked at validation time, src or not', () => {
 });
 
 test('relative src resolves against the manifest URL, for every scheme', () => {
-  const m = (url: string, src: string) => manifestFromText(`src: ${src}\nchecksum: ${SHA1}\ndest: /srv/app`, url, {}).manifest.src?.href;
+  const m = (url: string, src: string) => (manifestFromText(`src: ${src}\nchecksum: ${SHA1}\ndest: /srv/app`, url, {}).manifest.src as Location | undefined)?.href;
   assert.equal(m('s3://bucket/app/manifest.yml', 'app.tar.gz'), 's3://bucket/app/app.tar.gz');
   assert.equal(m('https://h.example/deploy/m.yml', '../a.tgz'), 'https://h.example/a.tgz');
   assert.equal(m('file:///srv/m/app.yml', 'builds/a.tgz'), 'file:///srv/m/builds/a.tgz');
