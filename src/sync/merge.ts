@@ -23,7 +23,6 @@ import { isTrustedDir, trustedOwner, untrustedBecause, UntrustedPathError } from
 import type { Log } from '../shared/log.js';
 import { Carrier, Custody, conflict } from './carry.js';
 import { writable, writableSync } from './writable.js';
-import type { KnownSameFiles } from '../shared/known-same.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
 
 export interface MergeOptions {
@@ -35,8 +34,6 @@ export interface MergeOptions {
   keepOwners: boolean;
   /** Names at dest's top that are not part of it (this deploy's own directories, in a mount point). */
   ignore?: ReadonlySet<string>;
-  /** Staged files that unpacking already found the same as dest's (counterpart.ts), trusted per inode. */
-  known?: KnownSameFiles;
 }
 
 export interface Merged {
@@ -45,8 +42,6 @@ export interface Merged {
   replaced: number;
   removed: number;
   unchanged: number;
-  /** Of the unchanged, those compared while they were unpacked. */
-  comparedEarly: number;
 }
 
 /** The attributes rsync -a gives an entry, captured from staging before anything is moved out of it. */
@@ -91,7 +86,7 @@ export async function mergeInto(staging: string, dest: string, opts: MergeOption
 }
 
 class Merger {
-  readonly counts: Merged = { added: 0, replaced: 0, removed: 0, unchanged: 0, comparedEarly: 0 };
+  readonly counts: Merged = { added: 0, replaced: 0, removed: 0, unchanged: 0 };
   private readonly custody: Custody;
 
   constructor(private readonly opts: MergeOptions) {
@@ -140,7 +135,7 @@ class Merger {
         if (isTrustedDir(dst)) await this.mergeDir(from, to, relEntry);
         else await this.replaceDir(from, to, relEntry);
         this.applySync(to, attributes);
-      } else if (this.keepable(src, dst) && (this.knownSame(relEntry, from, to, src, dst) ? ++this.counts.comparedEarly : this.same(from, src, to, dst))) {
+      } else if (this.keepable(src, dst) && this.same(from, src, to, dst)) {
         this.applySync(to, attributesOf(src), src.isSymbolicLink(), dst);
         this.counts.unchanged++;
       } else {
@@ -249,27 +244,6 @@ class Merger {
     // chown clears setuid bits: the mode goes after it.
     if (chown || (st.mode & 0o7777) !== (a.mode & 0o7777)) chmodSync(abs, a.mode & 0o7777);
     if (st.mtimeMs !== a.mtime.getTime()) utimesSync(abs, a.atime, a.mtime);
-  }
-
-  /**
-   * Whether unpacking compared these two very files and found them equal: both inodes as they were then
-   * (change times to the nanosecond), so neither has been written to, replaced or relinked since.
-   */
-  private knownSame(rel: string, from: string, to: string, src: Stats, dst: Stats): boolean {
-    const known = this.opts.known?.get(rel);
-    if (!known || !src.isFile() || !dst.isFile()) return false;
-    const s = lstatSync(from, { bigint: true });
-    const d = lstatSync(to, { bigint: true });
-    const was = known.dest;
-    return (
-      String(s.ino) === known.staged.ino &&
-      String(s.ctimeNs) === known.staged.ctimeNs &&
-      String(d.dev) === was.dev &&
-      String(d.ino) === was.ino &&
-      String(d.size) === was.size &&
-      String(d.mtimeNs) === was.mtimeNs &&
-      String(d.ctimeNs) === was.ctimeNs
-    );
   }
 
   /**

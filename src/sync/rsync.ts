@@ -1,4 +1,4 @@
-import { lstat, opendir, readdir, rename, rmdir, utimes } from 'node:fs/promises';
+import { lstat, readdir, rename, rmdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { CommandError, runProgram } from '../hooks/run.js';
 import { removeTree } from '../host/remove-tree.js';
@@ -48,17 +48,6 @@ export const rsyncStrategy = (dest: string, options: RsyncOptions): SyncStrategy
     return {};
   },
   createStaging: () => stageBeside(dest),
-  // The merge compares content; the rsync program (--rsync-verbose) does its own.
-  async compareWith() {
-    if (options.program) return undefined;
-    const dir = await opendir(dest).catch(() => undefined);
-    if (!dir) return undefined;
-    try {
-      return (await dir.read()) ? dest : undefined;
-    } finally {
-      await dir.close().catch(() => {});
-    }
-  },
   async sync(ctx) {
     if (await moveIntoEmptyDest(ctx)) return {};
     const rules = await excludeRules(ctx.staging, ctx.excludes, ctx.excludeFrom);
@@ -77,16 +66,9 @@ async function merge(ctx: SyncContext, rules: ExcludeRule[]): Promise<void> {
   const times = inside ? await lstat(ctx.staging) : undefined;
   try {
     const own = new Set(inside ? [path.basename(ctx.staging), path.basename(custody)] : []);
-    const m = await mergeInto(ctx.staging, ctx.dest, {
-      rules,
-      log: ctx.log,
-      custody,
-      keepOwners: process.geteuid?.() === 0,
-      ignore: own,
-      ...(ctx.knownSame ? { known: ctx.knownSame } : {}),
-    });
+    const m = await mergeInto(ctx.staging, ctx.dest, { rules, log: ctx.log, custody, keepOwners: process.geteuid?.() === 0, ignore: own });
     ctx.log.info(
-      `sync: ${ctx.dest} updated in ${formatDuration(performance.now() - started)}: ${m.added} added, ${m.replaced} replaced, ${m.removed} removed, ${m.unchanged} already as in the archive (content compared${m.comparedEarly ? `, ${m.comparedEarly} of them while unpacking` : ''})`,
+      `sync: ${ctx.dest} updated in ${formatDuration(performance.now() - started)}: ${m.added} added, ${m.replaced} replaced, ${m.removed} removed, ${m.unchanged} already as in the archive (content compared)`,
       {
         added: m.added,
         replaced: m.replaced,

@@ -1,4 +1,3 @@
-import type { KnownSameFiles } from '../shared/known-same.js';
 import type { RunContext } from '../shared/context.js';
 import type { Log } from '../shared/log.js';
 import type { SyncStrategyName } from '../manifest/types.js';
@@ -9,8 +8,6 @@ export interface SyncContext extends RunContext {
   dest: string;
   excludes: readonly string[];
   excludeFrom?: string;
-  /** Staged files found the same as dest's while unpacking (compareWith). */
-  knownSame?: KnownSameFiles;
 }
 
 /** What a strategy decided before anything was downloaded. */
@@ -45,11 +42,6 @@ export interface SyncStrategy {
    * on dest's filesystem so that the final rename never crosses devices.
    */
   createStaging(dest: string, workDir: string): Promise<string>;
-  /**
-   * The directory whose files the unpacked ones are compared with as they are written (rsync: dest, when
-   * it has something to compare with and the merge will do the sync), so that the merge need not.
-   */
-  compareWith?(): Promise<string | undefined>;
   /** Makes dest hold the staged tree. */
   sync(ctx: SyncContext): Promise<Synced>;
 }

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
 import { formatBytes } from '../shared/units.js';
-import type { KnownSameFiles } from '../shared/known-same.js';
 
 /**
  * The rules every archive format follows, in one place (tar/unpacker.ts and zip.ts apply them): where an
@@ -24,8 +23,6 @@ export interface Unpacked {
   format: string;
   entries: number;
   bytes: number;
-  /** Files found the same as dest's while unpacking (only when asked to compare with dest). */
-  same?: KnownSameFiles;
 }
 
 /** The archive tries to reach outside the tree, or to make one entry go through another. */

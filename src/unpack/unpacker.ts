@@ -30,8 +30,8 @@ export interface Unpacker {
  * writer thread at once. Zip needs random access (its directory is at the end): it is spooled to
  * `spoolFile` and unpacked by finish(), after the checksum is verified.
  */
-export function createUnpacker(staging: string, limits: UnpackLimits, log: Log, spoolFile: string, archiveBytes?: number, compareWith?: string): Unpacker {
-  return new ArchiveSink({ staging, limits, log, spoolFile, ...(archiveBytes !== undefined ? { archiveBytes } : {}), ...(compareWith !== undefined ? { compareWith } : {}) });
+export function createUnpacker(staging: string, limits: UnpackLimits, log: Log, spoolFile: string, archiveBytes?: number): Unpacker {
+  return new ArchiveSink({ staging, limits, log, spoolFile, ...(archiveBytes !== undefined ? { archiveBytes } : {}) });
 }
 
 interface Target {
@@ -40,8 +40,6 @@ interface Target {
   log: Log;
   spoolFile: string;
   archiveBytes?: number;
-  /** Compare tar files with this directory's as they are written (zip files are not compared). */
-  compareWith?: string;
 }
 
 /** What is done with the bytes, once the first ones have said what the archive is. */
@@ -137,7 +135,7 @@ class PlainTar implements Phase {
   protected readonly scavenger = new Scavenger();
 
   constructor(target: Target) {
-    this.tar = new TarUnpacker(target.staging, target.limits, target.log, target.archiveBytes, target.compareWith);
+    this.tar = new TarUnpacker(target.staging, target.limits, target.log, target.archiveBytes);
   }
 
   write(chunk: Buffer): Promise<void> | undefined {

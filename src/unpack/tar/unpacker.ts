@@ -5,8 +5,6 @@ import path from 'node:path';
 import { StretcherError } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
 import { HostileArchiveError, obstacleOnPath, parentOf, safeRelative, StagingTree, type UnpackLimits, type Unpacked } from '../entry-rules.js';
-import type { KnownSame } from '../../shared/known-same.js';
-import { Counterpart } from '../writer/counterpart.js';
 import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from '../writer/file.js';
 import { BATCH_BYTES, WriterPool, type WriterError } from '../writer/pool.js';
 import { TarStream, type EntryBody, type TarHeader } from './stream.js';
@@ -69,17 +67,12 @@ export class TarUnpacker {
   private nextId = 0;
   /** The file being written on the main thread, closed if the archive ends inside it. */
   private openFd: number | undefined;
-  /** Files written on the main thread that were found the same as dest's. */
-  private readonly same = new Map<string, KnownSame>();
-  private openCounterpart: Counterpart | undefined;
 
-  /** `compareWith`: dest, whose files each staged file is compared with as it is written (counterpart.ts). */
   constructor(
     private readonly staging: string,
     limits: UnpackLimits,
     private readonly log: Log,
     archiveBytes?: number,
-    private readonly compareWith?: string,
   ) {
     const st = lstatSync(staging);
     this.tree = new StagingTree(staging, limits);
@@ -142,9 +135,7 @@ export class TarUnpacker {
       if (this.fatal) throw this.fatal;
       for (const hard of this.hardLinks.values()) await this.makeHardLink(hard);
       await this.tree.complete(this.isRoot);
-      const report = this.tree.report(this.log, format);
-      if (!this.compareWith) return report;
-      return { ...report, same: new Map([...this.same, ...(this.pool?.same ?? [])]) };
+      return this.tree.report(this.log, format);
     } finally {
       await this.close();
     }
@@ -155,7 +146,6 @@ export class TarUnpacker {
     this.fatal ??= new StretcherError('UNPACK_FAILED', 'unpacking was stopped');
     if (this.openFd !== undefined) closeQuietly(this.openFd);
     this.openFd = undefined;
-    this.openCounterpart?.abandon();
     await this.pool?.close();
   }
 
@@ -246,7 +236,6 @@ export class TarUnpacker {
       ...(e.mtime ? { mtime: e.mtime.getTime() / 1000, atime: e.atime ? e.atime.getTime() / 1000 : this.now } : {}),
       ...(owner && (owner.uid !== this.newFileOwner.uid || owner.gid !== this.newFileOwner.gid) ? { owner } : {}),
       ...((mode & 0o7000) === 0 && (mode & this.umask) === 0 ? { createMode: mode } : {}),
-      ...(this.compareWith ? { size: e.size, counterpart: `${this.compareWith}/${rel}` } : {}),
     };
     if (!this.pool && (this.written++ < POOL_AFTER_FILES || this.threads < 2)) return this.writeHere(entry);
     return this.writeThere(entry);
@@ -255,18 +244,12 @@ export class TarUnpacker {
   private writeHere(entry: FileEntry): EntryBody {
     const fd = createEntryFile(entry);
     this.openFd = fd;
-    const counterpart = entry.counterpart ? new Counterpart(entry.counterpart, entry.size ?? -1) : undefined;
-    this.openCounterpart = counterpart;
-    // A later entry for the same path replaces this one's report (its inode would not match anyway).
-    this.same.delete(entry.rel);
     return {
       data: (piece) => {
         if (this.openFd !== fd) return;
         try {
           writeChunks(fd, [piece]);
-          counterpart?.feed(piece);
         } catch (err) {
-          counterpart?.abandon();
           closeQuietly(fd);
           this.openFd = undefined;
           this.stop(this.writeError(entry.rel, err));
@@ -278,10 +261,7 @@ export class TarUnpacker {
         try {
           // Closes fd whatever happens: closing it again could close another thread's file by the same number.
           completeEntryFile(fd, entry);
-          const known = counterpart?.finish(entry.abs);
-          if (known) this.same.set(entry.rel, known);
         } catch (err) {
-          counterpart?.abandon();
           this.stop(this.writeError(entry.rel, err));
         }
       },

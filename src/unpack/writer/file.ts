@@ -22,10 +22,6 @@ export interface FileEntry {
    * bits, and it has no setuid, setgid or sticky bit (chown clears those). Saves an fchmod per file.
    */
   createMode?: number;
-  /** The file's size in the archive. */
-  size?: number;
-  /** dest's file at the same path, to compare with as this one is written (counterpart.ts). */
-  counterpart?: string;
 }
 
 export class EntryConflictError extends Error {

@@ -1,5 +1,4 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import type { KnownSame } from '../../shared/known-same.js';
 import type { FileEntry } from './file.js';
 
 /** One piece of one file inside a batch's buffer. The first piece of a file carries its entry and opens it. */
@@ -26,12 +25,6 @@ export interface WriterError {
   conflict: boolean;
 }
 
-/** A file found to be the same as dest's (counterpart.ts). */
-export interface SameReport {
-  rel: string;
-  known: KnownSame;
-}
-
 /** Writer thread to main thread: the batch is written, and its buffer comes back to be used again. */
 export interface WriterReply {
   buffer: ArrayBuffer;
@@ -39,7 +32,6 @@ export interface WriterReply {
   files: number;
   createMs: number;
   errors: WriterError[];
-  same: SameReport[];
 }
 
 /**
@@ -85,8 +77,6 @@ export class WriterPool {
   private waiters: { below: number; resolve: () => void }[] = [];
   private failure: WriterError | undefined;
   private closed = false;
-  /** Files the threads found the same as dest's, by path; a later write of a path replaces its report. */
-  readonly same = new Map<string, KnownSame>();
 
   /** Starts with one thread; grow() adds more, up to `maxThreads`. */
   constructor(private readonly maxThreads: number) {
@@ -118,7 +108,6 @@ export class WriterPool {
       this.createMs += reply.createMs;
       this.spare.push(reply.buffer);
       this.failure ??= reply.errors[0];
-      for (const { rel, known } of reply.same) this.same.set(rel, known);
       this.wake();
     });
     const died = (why: string): void => {

@@ -1,10 +1,9 @@
 import { parentPort } from 'node:worker_threads';
-import { Counterpart } from './counterpart.js';
 import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from './file.js';
-import type { Piece, SameReport, WriterBatch, WriterError, WriterReply } from './pool.js';
+import type { Piece, WriterBatch, WriterError, WriterReply } from './pool.js';
 
 /** A writer thread (writer-pool.ts): writes the files it is sent and hands each batch's buffer back. */
-const open = new Map<number, { fd: number; entry: FileEntry; counterpart?: Counterpart }>();
+const open = new Map<number, { fd: number; entry: FileEntry }>();
 // Files whose first piece failed: their later pieces are dropped.
 const failed = new Set<number>();
 // Time spent creating files in the current batch (writer-pool.ts: msPerCreate).
@@ -12,26 +11,22 @@ let createMs = 0;
 
 parentPort?.on('message', (batch: WriterBatch) => {
   const errors: WriterError[] = [];
-  const same: SameReport[] = [];
   if (batch.abandon) {
-    for (const { fd, counterpart } of open.values()) {
-      closeQuietly(fd);
-      counterpart?.abandon();
-    }
+    for (const { fd } of open.values()) closeQuietly(fd);
     open.clear();
     failed.clear();
   }
   for (const piece of batch.pieces) {
-    const error = write(piece, new Uint8Array(batch.buffer, piece.offset, piece.length), same);
+    const error = write(piece, new Uint8Array(batch.buffer, piece.offset, piece.length));
     if (error) errors.push(error);
   }
   const files = batch.pieces.reduce((n, p) => n + (p.entry ? 1 : 0), 0);
-  const reply: WriterReply = { buffer: batch.buffer, files, createMs, errors, same };
+  const reply: WriterReply = { buffer: batch.buffer, files, createMs, errors };
   createMs = 0;
   parentPort?.postMessage(reply, [batch.buffer]);
 });
 
-function write(piece: Piece, bytes: Uint8Array, same: SameReport[]): WriterError | undefined {
+function write(piece: Piece, bytes: Uint8Array): WriterError | undefined {
   let file = open.get(piece.id);
   try {
     if (failed.has(piece.id)) {
@@ -40,23 +35,18 @@ function write(piece: Piece, bytes: Uint8Array, same: SameReport[]): WriterError
     }
     if (piece.entry) {
       const started = performance.now();
-      const { entry } = piece;
-      file = { fd: createEntryFile(entry), entry, ...(entry.counterpart ? { counterpart: new Counterpart(entry.counterpart, entry.size ?? -1) } : {}) };
+      file = { fd: createEntryFile(piece.entry), entry: piece.entry };
       createMs += performance.now() - started;
       open.set(piece.id, file);
     }
     if (!file) throw new Error(`no open file for piece ${piece.id}`);
     writeChunks(file.fd, [bytes]);
-    file.counterpart?.feed(bytes);
     if (piece.last) {
       open.delete(piece.id);
       completeEntryFile(file.fd, file.entry);
-      const known = file.counterpart?.finish(file.entry.abs);
-      if (known) same.push({ rel: file.entry.rel, known });
     }
     return undefined;
   } catch (err) {
-    file?.counterpart?.abandon();
     if (file && open.delete(piece.id)) closeQuietly(file.fd);
     if (!piece.last) failed.add(piece.id);
     return { rel: piece.entry?.rel ?? file?.entry.rel ?? '', message: (err as Error).message, conflict: err instanceof EntryConflictError };
