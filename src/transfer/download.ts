@@ -2,14 +2,14 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDuration } from '../shared/duration.js';
-import { errorMessage, StretcherError } from '../shared/errors.js';
+import { StretcherError } from '../shared/errors.js';
 import type { Location } from '../shared/location.js';
 import type { Log } from '../shared/log.js';
 import { formatBytes } from '../shared/units.js';
 import type { Checksum } from './checksum.js';
-import { ChecksumError, isRetryable, TransferError } from './failure.js';
+import { ChecksumError, TransferError } from './failure.js';
+import { withRetry } from './retry.js';
 import { Progress } from './progress.js';
 import { openSource, type OpenedSource, type Validators } from './sources/index.js';
 import { Throttle } from './throttle.js';
@@ -28,42 +28,8 @@ export interface TransferOptions {
   env: NodeJS.ProcessEnv;
 }
 
-/** Longest we honour a server's Retry-After; past it the operator is better served by a failure. */
-const MAX_RETRY_AFTER_MS = 5 * 60_000;
 /** Errors of this host, not of the transfer: a retry would meet them again. */
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EMFILE']);
-
-/**
- * Runs `attempt` until it succeeds, fails finally, or runs out of retries or time. Every attempt starts
- * from scratch (a fresh request, a truncated file, a new hash): a resumed download could mix two versions
- * of an object that changed between attempts.
- */
-async function withRetry<T>(what: string, opts: TransferOptions, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const timeout = opts.timeoutMs > 0 ? AbortSignal.timeout(opts.timeoutMs) : undefined;
-  const signal = timeout ? AbortSignal.any([opts.signal, timeout]) : opts.signal;
-  const timedOut = (): Error => new StretcherError('TRANSFER_TIMEOUT', `${what} timed out after ${formatDuration(opts.timeoutMs)} (--timeout)`);
-  for (let n = 0; ; n++) {
-    try {
-      return await attempt(signal);
-    } catch (err) {
-      if (opts.signal.aborted) throw opts.signal.reason;
-      if (timeout?.aborted) throw timedOut();
-      const retryable = isRetryable(err);
-      if (!retryable || n >= opts.retry) {
-        if (retryable && opts.retry > 0) throw new TransferError(`${errorMessage(err)} (gave up after ${n + 1} attempts)`, (err as TransferError).facts);
-        throw err;
-      }
-      const wait = Math.min(MAX_RETRY_AFTER_MS, Math.max(opts.retryWaitMs, (err as TransferError).facts.retryAfterMs ?? 0));
-      opts.log.warn(`${errorMessage(err)}; retrying in ${formatDuration(wait)} (attempt ${n + 2} of ${opts.retry + 1})`);
-      try {
-        await sleep(wait, undefined, { signal });
-      } catch {
-        if (opts.signal.aborted) throw opts.signal.reason;
-        throw timedOut();
-      }
-    }
-  }
-}
 
 /**
  * Streams one attempt's body through `sinks`, watching for stalls and short bodies. With `throttled`, the

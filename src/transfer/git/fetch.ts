@@ -1,8 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { formatDuration } from '../../shared/duration.js';
 import { StretcherError } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
 import { TransferError } from '../failure.js';
+import { withRetry } from '../retry.js';
 import { GitError, runGit, sourceArgs } from './run.js';
 import type { GitSource } from './source.js';
 
@@ -59,28 +58,11 @@ export function explainGitFailure(err: GitError, source: GitSource): StretcherEr
  * Runs one talk with the remote under --retry, --retry-wait and --timeout, as downloads are: network
  * failures are retried, a missing host, repository or ref is final, and the whole is bounded by --timeout.
  */
-export async function withRemote<T>(what: string, source: GitSource, opts: GitTransferOptions, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const timeout = opts.timeoutMs > 0 ? AbortSignal.timeout(opts.timeoutMs) : undefined;
-  const signal = timeout ? AbortSignal.any([opts.signal, timeout]) : opts.signal;
-  const timedOut = (): Error => new StretcherError('TRANSFER_TIMEOUT', `${what} timed out after ${formatDuration(opts.timeoutMs)} (--timeout)`);
-  for (let n = 0; ; n++) {
-    try {
-      return await attempt(signal);
-    } catch (err) {
-      if (opts.signal.aborted) throw opts.signal.reason;
-      if (timeout?.aborted) throw timedOut();
-      const explained = err instanceof GitError ? explainGitFailure(err, source) : undefined;
-      const retryable = explained instanceof TransferError && explained.facts.errno !== 'ENOTFOUND';
-      if (!retryable || n >= opts.retry) throw explained ?? err;
-      opts.log.warn(`${explained.message}; retrying in ${formatDuration(opts.retryWaitMs)} (attempt ${n + 2} of ${opts.retry + 1})`);
-      try {
-        await sleep(opts.retryWaitMs, undefined, { signal });
-      } catch {
-        if (opts.signal.aborted) throw opts.signal.reason;
-        throw timedOut();
-      }
-    }
-  }
+export function withRemote<T>(what: string, source: GitSource, opts: GitTransferOptions, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  return withRetry(what, opts, attempt, (err) => {
+    const explained = err instanceof GitError ? explainGitFailure(err, source) : undefined;
+    return { error: explained ?? err, retryable: explained instanceof TransferError && explained.facts.errno !== 'ENOTFOUND' };
+  });
 }
 
 /** The refs to ask for: a commit id as itself; a name as git's fetch would read it (tags before branches). */
