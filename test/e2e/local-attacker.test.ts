@@ -89,6 +89,8 @@ test('hole 3: a releases_dir another user can write is refused; a planted sideca
   const attacker = attack(
     s.root,
     `let planted = 0;
+     // Proves the access first: the deploy may refuse before the loop below gets a turn.
+     try { fs.writeFileSync(path.join(${JSON.stringify(releases)}, 'mine'), ''); } catch {}
      while (Date.now() < deadline && !fs.existsSync(${JSON.stringify(`${s.out}/error`)})) {
        // Release ids can be read off staging names: plant the sidecar each would write.
        for (const n of fs.readdirSync(${JSON.stringify(releases)})) {
