@@ -89,7 +89,7 @@ export const COMMANDS: CommandTable = {
   fleet: {
     operands: '',
     arity: [0, 0],
-    summary: 'what every member of a Serf cluster last deployed',
+    summary: 'what each Serf member last deployed',
     details:
       "Asks the Serf cluster's members (--tag filters) for their stretcher-status and prints each one's last deploy of each dest: node, dest, result, checksum, release, time. A member that does not answer is shown as such (exit 1).",
     flags: ['rpcAddr', 'tags', 'timeoutMs', 'json'],
