@@ -76,7 +76,7 @@ export class Carrier {
   private async carry(oldDir: string, newDir: string, rel: string, ensure: EnsureDir): Promise<void> {
     const stable = isTrustedDir(await lstat(oldDir));
     // What is moved out of it is moved by us, who own it when not root (others' directories are in custody).
-    if (stable) await writable(oldDir);
+    if (stable) writable(oldDir);
     for (const entry of await readdir(oldDir, { withFileTypes: true })) {
       const relEntry = rel ? `${rel}/${entry.name}` : entry.name;
       let from = path.join(oldDir, entry.name);
@@ -92,7 +92,7 @@ export class Carrier {
           continue;
         }
         await this.touch(newDir);
-        await writable(newDir);
+        writable(newDir);
         await this.move(from, to);
         this.carried++;
         continue;

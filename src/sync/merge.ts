@@ -22,7 +22,7 @@ import { removeTree } from '../host/remove-tree.js';
 import { isTrustedDir, trustedOwner, untrustedBecause, UntrustedPathError } from '../host/trust.js';
 import type { Log } from '../shared/log.js';
 import { Carrier, Custody, conflict } from './carry.js';
-import { writable, writableSync } from './writable.js';
+import { writable } from './writable.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
 
 export interface MergeOptions {
@@ -81,7 +81,7 @@ export async function mergeInto(staging: string, dest: string, opts: MergeOption
     });
   }
   // rsync -a with staging/ gives dest itself staging's attributes (dest_mode among them).
-  await merger.apply(dest, root);
+  merger.apply(dest, root);
   return merger.counts;
 }
 
@@ -107,8 +107,8 @@ class Merger {
    */
   async mergeDir(s: string, d: string, rel: string, ignore?: ReadonlySet<string>): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
-    writableSync(s);
-    writableSync(d);
+    writable(s);
+    writable(d);
     // What the archive has but excludes is not sent: for dest, as if the archive did not have it.
     const staged = new Map(
       readdirSync(s, { withFileTypes: true })
@@ -134,9 +134,9 @@ class Merger {
         const attributes = attributesOf(src);
         if (isTrustedDir(dst)) await this.mergeDir(from, to, relEntry);
         else await this.replaceDir(from, to, relEntry);
-        this.applySync(to, attributes);
+        this.apply(to, attributes);
       } else if (this.keepable(src, dst) && this.same(from, src, to, dst)) {
-        this.applySync(to, attributesOf(src), src.isSymbolicLink(), dst);
+        this.apply(to, attributesOf(src), src.isSymbolicLink(), dst);
         this.counts.unchanged++;
       } else {
         // A rename replaces a file or symlink atomically, but not a directory with a file, nor the reverse.
@@ -175,7 +175,7 @@ class Merger {
   private async prune(s: string, rel: string): Promise<void> {
     if (this.opts.rules.length === 0) return;
     const before = await lstat(s);
-    await writable(s);
+    writable(s);
     let removed = false;
     for (const e of await readdir(s, { withFileTypes: true })) {
       const relEntry = join(rel, e.name);
@@ -197,7 +197,7 @@ class Merger {
     if (!st.isDirectory()) return unlink(abs);
     if (this.opts.rules.length === 0) return removeTree(abs);
     if (isTrustedDir(st)) {
-      await writable(abs);
+      writable(abs);
       for (const child of await readdir(abs, { withFileTypes: true })) {
         const relChild = join(rel, child.name);
         if (!this.excluded(relChild, child.isDirectory())) await this.remove(abs, child, relChild);
@@ -214,7 +214,7 @@ class Merger {
     const carrier = new Carrier(this.opts.rules, this.custody, this.opts.keepOwners);
     await carrier.carryInto(held, kept, rel);
     if (carrier.carried === 0) return;
-    await this.apply(kept, attributesOf(st));
+    this.apply(kept, attributesOf(st));
     await rename(kept, abs);
   }
 
@@ -227,13 +227,11 @@ class Merger {
     }
   }
 
-  /** Gives an entry of dest (in a directory nobody else can change) the attributes rsync -a would. */
-  async apply(abs: string, a: Attributes, symlink = false): Promise<void> {
-    this.applySync(abs, a, symlink);
-  }
-
-  /** apply, by direct calls (see mergeDir); `known` is abs's lstat when the caller just took it. */
-  applySync(abs: string, a: Attributes, symlink = false, known?: Stats): void {
+  /**
+   * Gives an entry of dest (in a directory nobody else can change) the attributes rsync -a would, by
+   * direct calls (see mergeDir); `known` is abs's lstat when the caller just took it.
+   */
+  apply(abs: string, a: Attributes, symlink = false, known?: Stats): void {
     const st = known ?? lstatSync(abs);
     const chown = this.opts.keepOwners && (st.uid !== a.uid || st.gid !== a.gid);
     if (chown) lchownSync(abs, a.uid, a.gid);
