@@ -106,7 +106,8 @@ export async function lockDest(dest: string, opts: LockOptions): Promise<DestLoc
  */
 export async function lockHolder(file: string): Promise<number | undefined> {
   const real = await realpath(file).catch(() => undefined);
-  const ino = real === undefined ? undefined : (await stat(real)).ino;
+  // The file may go between the two calls: then nobody holds it, rather than an error in a timer.
+  const ino = real === undefined ? undefined : (await stat(real).catch(() => undefined))?.ino;
   if (real === undefined || ino === undefined) return undefined;
   const table = await readFile('/proc/locks', 'utf8').catch(() => '');
   for (const line of table.split('\n')) {

@@ -172,9 +172,9 @@ export class StateStore {
   /** `log`: the deploy's whole log (already scrubbed, line by line), kept for `status --log`. */
   async recordDeploy(given: DeployRecord, log?: string): Promise<void> {
     if (!(await this.ready())) return;
-    if (log !== undefined) await this.writeText(STATE.deployLog(given.dest), this.log.redactor.text(log));
     // What is kept on disk and printed by `status` is scrubbed as the log is.
     const scrub = (text: string): string => this.log.redactor.text(text);
+    if (log !== undefined) await this.writeText(STATE.deployLog(given.dest), scrub(log));
     const record: DeployRecord = { ...given, manifest_url: scrub(given.manifest_url), ...(given.error !== undefined ? { error: scrub(given.error) } : {}) };
     const before = await this.lastDeploy(record.dest);
     const success =
