@@ -30,11 +30,11 @@ export class KeptLog {
     this.tailBytes += bytes;
     // One line bigger than the whole tail is still kept: the newest line is never the one dropped.
     while (this.tailBytes > this.tailCap && this.tail.length - this.front > 1) {
-      const gone = this.tail[this.front] as string;
+      const gone = Buffer.byteLength(this.tail[this.front] as string) + 1;
       this.tail[this.front++] = '';
-      this.tailBytes -= Buffer.byteLength(gone) + 1;
+      this.tailBytes -= gone;
       this.droppedLines++;
-      this.droppedBytes += Buffer.byteLength(gone) + 1;
+      this.droppedBytes += gone;
     }
     // Compacting when half the array is dead keeps every push amortised O(1).
     if (this.front > 1024 && this.front * 2 > this.tail.length) {
