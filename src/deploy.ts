@@ -23,6 +23,8 @@ import { restoredEnv, runRestoredPost } from './rollback.js';
 import { ReleaseStore } from './sync/release/store.js';
 import { recoverDebris, removeDeadDebris } from './sync/debris.js';
 import { strategyFor, type StrategyOptions, type Synced, type SyncStrategy } from './sync/index.js';
+import { StaleKeptError } from './sync/kept.js';
+import type { Compared } from './shared/kept.js';
 import type { Fetched, TransferOptions } from './transfer/download.js';
 import { GitError } from './transfer/git/run.js';
 import type { GitSource } from './transfer/git/source.js';
@@ -107,6 +109,8 @@ class DeployRun {
   private strategy: SyncStrategy | undefined;
   private workDir: string | undefined;
   private staging: string | undefined;
+  /** What unpacking found comparing with dest: what it left out of staging because dest had it. */
+  private compared: Compared | undefined;
   private synced: Synced | undefined;
   private release: string | undefined;
   /** Set when there was nothing to do (the release strategy's "already current"). */
@@ -224,18 +228,28 @@ class DeployRun {
 
   /** Download, verify and unpack into a private staging tree; nothing at dest changes yet. */
   async stage(): Promise<void> {
-    const { dest, archives } = this.target();
+    const { dest, archives, excludeFrom } = this.target();
     // The work directory (a zip's spool, verified layers) is made there, private and under a random name.
     await checkTrustedDir(tmpdir(), `TMPDIR ${tmpdir()}`, { sticky: true });
     await removeDeadDebris(tmpdir(), WORK_DEBRIS, this.log);
     await recoverDebris(dest, this.log);
     this.workDir = await mkdtemp(path.join(tmpdir(), workDirPrefix()));
-    const strategy = this.strategy as SyncStrategy;
-    this.staging = await strategy.createStaging(dest, this.workDir);
+    // Files dest already has are compared, not written, where the sync keeps them: not with git sources (their
+    // caches are released once unpacked, and unpacking again must stay possible), nor with exclude_from (the
+    // sync reads that file from staging).
+    const reuse = this.strategy?.reusesDest && excludeFrom === undefined && !archives.some((a) => a.kind === 'git');
+    await this.unpack(reuse ? dest : undefined);
+  }
+
+  private async unpack(reuseDest: string | undefined): Promise<void> {
+    const { dest, archives } = this.target();
+    this.staging = await (this.strategy as SyncStrategy).createStaging(dest, this.workDir as string);
     // node-tar and the writer threads are loaded only by deploys that unpack something.
     const { unpackArchives } = await import('./unpack/archives.js');
     try {
-      await unpackArchives(archives, this.gitTrees, this.staging, this.workDir, this.transfer, this.opts.limits, this.log);
+      this.compared = await unpackArchives(archives, this.gitTrees, this.staging, this.workDir as string, this.transfer, this.opts.limits, this.log, reuseDest);
+      const kept = this.compared?.kept.size;
+      if (kept) this.log.info(`unpacking: ${kept} ${kept === 1 ? 'file was' : 'files were'} already in dest byte for byte: compared, not written`, { kept });
     } catch (err) {
       // git could not read a commit the cache said was whole (a damaged object): the cache goes, still
       // under its lock, and the next deploy fetches afresh. Nothing of it reached dest.
@@ -261,6 +275,20 @@ class DeployRun {
   }
 
   async sync(): Promise<void> {
+    try {
+      await this.syncStaged();
+    } catch (err) {
+      if (!(err instanceof StaleKeptError)) throw err;
+      // A file unpacking found equal, and so never staged, changed since; nothing at dest has changed yet.
+      this.log.warn(`${err.message}: unpacking the archive again, in full`);
+      await removeTree(this.staging as string);
+      this.staging = undefined;
+      await this.unpack(undefined);
+      await this.syncStaged();
+    }
+  }
+
+  private async syncStaged(): Promise<void> {
     const manifest = this.target();
     const staging = this.staging as string;
     await chmod(staging, manifest.destMode);
@@ -272,6 +300,7 @@ class DeployRun {
       dest: manifest.dest,
       excludes: manifest.excludes,
       ...(manifest.excludeFrom !== undefined ? { excludeFrom: manifest.excludeFrom } : {}),
+      ...(this.compared ? { compared: this.compared } : {}),
     });
   }
 

@@ -19,11 +19,13 @@ import {
 import { lstat, mkdir, readdir, rename, rmdir, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { removeTree } from '../host/remove-tree.js';
-import { isTrustedDir, trustedOwner, untrustedBecause, UntrustedPathError } from '../host/trust.js';
+import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
+import { type Compared, type KeptFile, keepableInPlace } from '../shared/kept.js';
 import type { Log } from '../shared/log.js';
 import { Carrier, Custody, conflict } from './carry.js';
 import { writable } from './writable.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
+import { type Current, verifyKept } from './kept.js';
 
 export interface MergeOptions {
   rules: readonly ExcludeRule[];
@@ -34,6 +36,11 @@ export interface MergeOptions {
   keepOwners: boolean;
   /** Names at dest's top that are not part of it (this deploy's own directories, in a mount point). */
   ignore?: ReadonlySet<string>;
+  /**
+   * What unpacking found comparing with dest: the files dest already had byte for byte are not in staging,
+   * and dest's stay, with the archive's attributes (checked first: kept.ts, StaleKeptError).
+   */
+  compared?: Compared;
 }
 
 export interface Merged {
@@ -42,6 +49,8 @@ export interface Merged {
   replaced: number;
   removed: number;
   unchanged: number;
+  /** Of the unchanged, those found so while unpacking (never staged). */
+  comparedEarlier: number;
 }
 
 /** The attributes rsync -a gives an entry, captured from staging before anything is moved out of it. */
@@ -65,10 +74,12 @@ interface Attributes {
  * whole, its excluded entries carried into its replacement in private first (carry.ts).
  */
 export async function mergeInto(staging: string, dest: string, opts: MergeOptions): Promise<Merged> {
-  // The one way a merge can fail half-way through is found first, while dest is still as it was.
+  // What the merge relies on without a staged copy, and the one way it can fail half-way through, are
+  // checked first, while dest is still as it was.
+  const current = opts.compared?.kept.size ? verifyKept(opts.compared.kept, dest) : new Map<string, Current>();
   const blocked = await findConflict(staging, dest, '', opts.rules);
   if (blocked) throw conflict(blocked);
-  const merger = new Merger(opts);
+  const merger = new Merger(opts, current);
   const root = attributesOf(await lstat(staging));
   const destStat = await lstat(dest);
   if (isTrustedDir(destStat)) await merger.mergeDir(staging, dest, '', opts.ignore);
@@ -86,11 +97,27 @@ export async function mergeInto(staging: string, dest: string, opts: MergeOption
 }
 
 class Merger {
-  readonly counts: Merged = { added: 0, replaced: 0, removed: 0, unchanged: 0 };
+  readonly counts: Merged = { added: 0, replaced: 0, removed: 0, unchanged: 0, comparedEarlier: 0 };
   private readonly custody: Custody;
+  /** opts.kept by the directory they are in, and every directory with one somewhere below it. */
+  private readonly keptIn = new Map<string, KeptFile[]>();
+  private readonly keptBelow = new Set<string>();
 
-  constructor(private readonly opts: MergeOptions) {
+  constructor(
+    private readonly opts: MergeOptions,
+    private readonly current: ReadonlyMap<string, Current>,
+  ) {
     this.custody = new Custody(opts.custody);
+    for (const k of opts.compared?.kept.values() ?? []) {
+      const dir = parentOf(k.rel);
+      const here = this.keptIn.get(dir);
+      if (here) here.push(k);
+      else this.keptIn.set(dir, [k]);
+      for (let d = dir; !this.keptBelow.has(d); d = parentOf(d)) {
+        this.keptBelow.add(d);
+        if (d === '') break;
+      }
+    }
   }
 
   private excluded(rel: string, isDir: boolean): boolean {
@@ -115,8 +142,10 @@ class Merger {
         .filter((e) => !this.excluded(join(rel, e.name), e.isDirectory()))
         .map((e) => [e.name, e] as const),
     );
+    const kept = new Map((this.keptIn.get(rel) ?? []).map((k) => [path.posix.basename(k.rel), k] as const));
+    for (const [name, k] of kept) if (staged.has(name) || this.excluded(k.rel, false)) kept.delete(name);
     for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (staged.has(e.name) || ignore?.has(e.name)) continue;
+      if (staged.has(e.name) || kept.has(e.name) || ignore?.has(e.name)) continue;
       const relEntry = join(rel, e.name);
       if (!this.excluded(relEntry, e.isDirectory())) await this.remove(d, e, relEntry);
     }
@@ -135,7 +164,7 @@ class Merger {
         if (isTrustedDir(dst)) await this.mergeDir(from, to, relEntry);
         else await this.replaceDir(from, to, relEntry);
         this.apply(to, attributes);
-      } else if (this.keepable(src, dst) && this.same(from, src, to, dst)) {
+      } else if (this.keepable(src, dst) && !(this.opts.compared?.stagedDiffer && src.isFile()) && this.same(from, src, to, dst)) {
         this.apply(to, attributesOf(src), src.isSymbolicLink(), dst);
         this.counts.unchanged++;
       } else {
@@ -147,6 +176,18 @@ class Merger {
         this.counts.replaced++;
       }
     }
+    for (const [name, k] of kept) this.keep(path.join(d, name), k);
+  }
+
+  /**
+   * dest's file that unpacking found equal to the archive's: it stays, with the archive's attributes. As
+   * verifyKept() found it a moment ago, so it is not looked at again.
+   */
+  private keep(to: string, k: KeptFile): void {
+    const attributes = { mode: k.mode, uid: k.uid, gid: k.gid, atime: new Date(k.atime * 1000), mtime: new Date(k.mtime * 1000) };
+    this.apply(to, attributes, false, this.current.get(k.rel));
+    this.counts.unchanged++;
+    this.counts.comparedEarlier++;
   }
 
   /**
@@ -155,6 +196,8 @@ class Merger {
    * into s while s is still private, and s is renamed into d's place.
    */
   async replaceDir(s: string, d: string, rel: string): Promise<void> {
+    // Files dest already had are not in s: replacing d with s would lose them (verifyKept() rules this out).
+    if (this.keptBelow.has(rel)) throw new Error(`${d} holds files found equal while unpacking, and is no longer one only root can change`);
     // What the archive has but excludes is not deployed: taken out of the staged tree while it is private.
     await this.prune(s, rel);
     const held = this.custody.place('replaced');
@@ -231,7 +274,7 @@ class Merger {
    * Gives an entry of dest (in a directory nobody else can change) the attributes rsync -a would, by
    * direct calls (see mergeDir); `known` is abs's lstat when the caller just took it.
    */
-  apply(abs: string, a: Attributes, symlink = false, known?: Stats): void {
+  apply(abs: string, a: Attributes, symlink = false, known?: Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs'>): void {
     const st = known ?? lstatSync(abs);
     const chown = this.opts.keepOwners && (st.uid !== a.uid || st.gid !== a.gid);
     if (chown) lchownSync(abs, a.uid, a.gid);
@@ -244,18 +287,9 @@ class Merger {
     if (st.mtimeMs !== a.mtime.getTime()) utimesSync(abs, a.atime, a.mtime);
   }
 
-  /**
-   * Whether dest's entry may be kept and given the archive's attributes in place. Not when that changes
-   * the owner or mode of an inode another user may hold open for writing (one they own, or one their group
-   * or everyone may write) or that has other names elsewhere: chowning it to root, or making it setuid,
-   * would hand them a root file whose bytes they still control. Such a file is replaced by the staged one,
-   * a new inode nobody else has ever held.
-   */
+  /** Whether dest's entry may be kept and given the archive's attributes in place (keepableInPlace). */
   private keepable(src: Stats, dst: Stats): boolean {
-    if (!dst.isFile()) return true;
-    const reowned = this.opts.keepOwners && (dst.uid !== src.uid || dst.gid !== src.gid);
-    if (!reowned && (dst.mode & 0o7777) === (src.mode & 0o7777)) return true;
-    return trustedOwner(dst.uid) && (dst.mode & 0o022) === 0 && dst.nlink === 1;
+    return !dst.isFile() || keepableInPlace(src, dst, this.opts.keepOwners, process.geteuid?.() ?? -1);
   }
 
   /** Whether dest already has the staged entry: the same type and content (a symlink's target). */
@@ -342,6 +376,11 @@ function attributesOf(st: Stats): Attributes {
 
 function join(rel: string, name: string): string {
   return rel ? `${rel}/${name}` : name;
+}
+
+function parentOf(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash < 0 ? '' : rel.slice(0, slash);
 }
 
 const CHUNK = 256 * 1024;

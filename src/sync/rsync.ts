@@ -8,6 +8,7 @@ import { errorMessage, StretcherError } from '../shared/errors.js';
 import { privateDir, stageBeside } from './debris.js';
 import { checkDestination } from './destination.js';
 import { excludeRules, isExcluded, pruneExcluded, type ExcludeRule } from './excludes.js';
+import { StaleKeptError } from './kept.js';
 import { mergeInto } from './merge.js';
 import type { SyncContext, SyncStrategy } from './types.js';
 
@@ -43,13 +44,14 @@ export function rsyncArgs(ctx: Pick<SyncContext, 'staging' | 'dest' | 'excludes'
  */
 export const rsyncStrategy = (dest: string, options: RsyncOptions): SyncStrategy => ({
   name: 'rsync',
+  ...(options.program ? {} : { reusesDest: true as const }),
   async prepare() {
     await checkDestination(dest, 'directory', 'rsync');
     return {};
   },
   createStaging: () => stageBeside(dest),
   async sync(ctx) {
-    if (await moveIntoEmptyDest(ctx)) return {};
+    if (!ctx.compared?.kept.size && (await moveIntoEmptyDest(ctx))) return {};
     const rules = await excludeRules(ctx.staging, ctx.excludes, ctx.excludeFrom);
     if (options.program) await runRsync(ctx, options.verbose, rules);
     else await merge(ctx, rules);
@@ -66,9 +68,10 @@ async function merge(ctx: SyncContext, rules: ExcludeRule[]): Promise<void> {
   const times = inside ? await lstat(ctx.staging) : undefined;
   try {
     const own = new Set(inside ? [path.basename(ctx.staging), path.basename(custody)] : []);
-    const m = await mergeInto(ctx.staging, ctx.dest, { rules, log: ctx.log, custody, keepOwners: process.geteuid?.() === 0, ignore: own });
+    const m = await mergeInto(ctx.staging, ctx.dest, { rules, log: ctx.log, custody, keepOwners: process.geteuid?.() === 0, ignore: own, ...(ctx.compared ? { compared: ctx.compared } : {}) });
+    const early = m.comparedEarlier ? `; ${m.comparedEarlier} of them while unpacking` : '';
     ctx.log.info(
-      `sync: ${ctx.dest} updated in ${formatDuration(performance.now() - started)}: ${m.added} added, ${m.replaced} replaced, ${m.removed} removed, ${m.unchanged} already as in the archive (content compared)`,
+      `sync: ${ctx.dest} updated in ${formatDuration(performance.now() - started)}: ${m.added} added, ${m.replaced} replaced, ${m.removed} removed, ${m.unchanged} already as in the archive (content compared${early})`,
       {
         added: m.added,
         replaced: m.replaced,
@@ -77,6 +80,8 @@ async function merge(ctx: SyncContext, rules: ExcludeRule[]): Promise<void> {
       },
     );
   } catch (err) {
+    // Nothing changed yet: the deploy unpacks again and syncs from that.
+    if (err instanceof StaleKeptError) throw err;
     throw new StretcherError('SYNC_FAILED', `sync to ${ctx.dest} failed`, { cause: err });
   } finally {
     for (const tree of inside ? [custody, ctx.staging] : [custody]) await removeTree(tree).catch((err: unknown) => ctx.log.warn(errorMessage(err)));

@@ -1,4 +1,5 @@
 import type { RunContext } from '../shared/context.js';
+import type { Compared } from '../shared/kept.js';
 import type { Log } from '../shared/log.js';
 import type { SyncStrategyName } from '../manifest/types.js';
 
@@ -8,6 +9,8 @@ export interface SyncContext extends RunContext {
   dest: string;
   excludes: readonly string[];
   excludeFrom?: string;
+  /** What unpacking found comparing with dest (only for a strategy with reusesDest). */
+  compared?: Compared;
 }
 
 /** What a strategy decided before anything was downloaded. */
@@ -36,6 +39,11 @@ export interface Synced {
 /** One deploy's way of putting the unpacked tree at dest. An instance serves a single deploy. */
 export interface SyncStrategy {
   name: SyncStrategyName;
+  /**
+   * Set when this strategy's sync keeps dest's files that the archive has byte for byte (shared/kept.ts), so
+   * unpacking may compare with dest and leave those out of staging.
+   */
+  reusesDest?: true;
   prepare?(): Promise<Prepared>;
   /**
    * A new, empty directory to unpack into. Where it lives is the strategy's choice: mv and release need it

@@ -5,7 +5,9 @@ import { pipeline } from 'node:stream/promises';
 import type { Log } from '../shared/log.js';
 import type { Archive } from '../manifest/types.js';
 import { downloadVerified, fileSink, type TransferOptions } from '../transfer/download.js';
+import type { Compared } from '../shared/kept.js';
 import { type GitTree, unpackGitTree } from './git-tree.js';
+import { comparedOf, reuseFor } from './reuse.js';
 import { createUnpacker, type UnpackLimits } from './unpacker.js';
 
 /**
@@ -14,6 +16,9 @@ import { createUnpacker, type UnpackLimits } from './unpacker.js';
  * never disturbs the others, and then unpacked in order into the same tree, a later layer's files
  * replacing an earlier one's. A git source's commit, already fetched and verified (`gitTrees`, in the
  * order of the git archives), is unpacked from its cache in its place in that order.
+ *
+ * With `reuseDest` (dest, for the rsync strategy's merge), the files of tar archives that dest already has
+ * byte for byte are not written: what is returned says which they are (shared/kept.ts).
  */
 export async function unpackArchives(
   archives: readonly Archive[],
@@ -23,22 +28,27 @@ export async function unpackArchives(
   transfer: TransferOptions,
   limits: UnpackLimits,
   log: Log,
-): Promise<void> {
+  reuseDest?: string,
+): Promise<Compared | undefined> {
+  const reuse = reuseDest === undefined ? undefined : reuseFor(reuseDest);
   const spool = path.join(workDir, 'spool');
   const [only] = archives;
   const git = { env: transfer.env, log, signal: transfer.signal };
   if (archives.length === 1 && only?.kind === 'git') {
     await unpackGitTree(gitTrees[0] as GitTree, staging, spool, limits, git);
-    return;
+    return undefined;
   }
   if (archives.length === 1 && only?.kind === 'file') {
     let attempt = 0;
     await downloadVerified(only.src, only.checksum, transfer, async (size) => {
       // A retry starts again from an empty tree.
-      if (attempt++ > 0) await emptyDir(staging);
-      return createUnpacker(staging, limits, log, spool, size);
+      if (attempt++ > 0) {
+        await emptyDir(staging);
+        reuse?.kept.clear();
+      }
+      return createUnpacker(staging, limits, log, spool, size, reuse);
     });
-    return;
+    return reuse && comparedOf(reuse);
   }
   const files: (string | GitTree)[] = [];
   const trees = [...gitTrees];
@@ -50,9 +60,10 @@ export async function unpackArchives(
   for (const file of files) {
     if (typeof file !== 'string') {
       await unpackGitTree(file, staging, spool, limits, git);
+      if (reuse) Object.assign(reuse, { layered: true, allCompared: false });
       continue;
     }
-    const unpacker = createUnpacker(staging, limits, log, spool, (await stat(file)).size);
+    const unpacker = createUnpacker(staging, limits, log, spool, (await stat(file)).size, reuse);
     try {
       await pipeline(createReadStream(file), unpacker.sink, { signal: transfer.signal });
     } catch (err) {
@@ -61,8 +72,10 @@ export async function unpackArchives(
     }
     await unpacker.finish();
     await rm(file, { force: true });
+    if (reuse) reuse.layered = true;
   }
   log.info(`merged ${archives.length} layers`);
+  return reuse && comparedOf(reuse);
 }
 
 async function emptyDir(dir: string): Promise<void> {

@@ -148,12 +148,17 @@ export class StagingTree {
     this.realDirs.add(rel);
   }
 
-  /** A regular file (or hard link) goes at rel: its parents are made real, and no directory may be there. */
-  claimFile(rel: string, what = 'a file'): void {
+  /**
+   * A regular file (or hard link) goes at rel: its parents are made real, and no directory may be there.
+   * Whether this archive already had a file at rel.
+   */
+  claimFile(rel: string, what = 'a file'): boolean {
     if (rel === '') throw new HostileArchiveError(`refusing the archive: archive entry for the staging root is ${what}`);
     this.realDir(parentOf(rel), false);
     if (this.realDirs.has(rel)) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(rel)} is ${what} where a directory already is`);
+    const again = this.files.has(rel);
     this.files.add(rel);
+    return again;
   }
 
   directory(dir: DeferredDir): void {

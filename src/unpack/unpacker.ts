@@ -7,6 +7,7 @@ import type { Log } from '../shared/log.js';
 import type { UnpackLimits, Unpacked } from './entry-rules.js';
 import { detectFormat, type ArchiveFormat } from './format.js';
 import { InflateInput } from './inflate-input.js';
+import type { Reuse } from './reuse.js';
 import { Scavenger } from './scavenger.js';
 import { TarUnpacker } from './tar/unpacker.js';
 
@@ -28,10 +29,11 @@ export interface Unpacker {
  * Unpacks a tar, tar.gz or zip into `staging`, which must be empty and private to this deploy, while it is
  * being downloaded. `archiveBytes`, the archive's size when known beforehand, lets a large tar start its
  * writer thread at once. Zip needs random access (its directory is at the end): it is spooled to
- * `spoolFile` and unpacked by finish(), after the checksum is verified.
+ * `spoolFile` and unpacked by finish(), after the checksum is verified. With `reuse`, a tar's files that dest
+ * already has are compared, not written (reuse.ts).
  */
-export function createUnpacker(staging: string, limits: UnpackLimits, log: Log, spoolFile: string, archiveBytes?: number): Unpacker {
-  return new ArchiveSink({ staging, limits, log, spoolFile, ...(archiveBytes !== undefined ? { archiveBytes } : {}) });
+export function createUnpacker(staging: string, limits: UnpackLimits, log: Log, spoolFile: string, archiveBytes?: number, reuse?: Reuse): Unpacker {
+  return new ArchiveSink({ staging, limits, log, spoolFile, ...(archiveBytes !== undefined ? { archiveBytes } : {}), ...(reuse ? { reuse } : {}) });
 }
 
 interface Target {
@@ -40,6 +42,7 @@ interface Target {
   log: Log;
   spoolFile: string;
   archiveBytes?: number;
+  reuse?: Reuse;
 }
 
 /** What is done with the bytes, once the first ones have said what the archive is. */
@@ -135,7 +138,7 @@ class PlainTar implements Phase {
   protected readonly scavenger = new Scavenger();
 
   constructor(target: Target) {
-    this.tar = new TarUnpacker(target.staging, target.limits, target.log, target.archiveBytes);
+    this.tar = new TarUnpacker(target.staging, target.limits, target.log, target.archiveBytes, target.reuse);
   }
 
   write(chunk: Buffer): Promise<void> | undefined {
@@ -237,6 +240,8 @@ class ZipSpool implements Phase {
 
   constructor(private readonly target: Target) {
     this.spool = createWriteStream(target.spoolFile, { mode: 0o600 });
+    // A zip's files are staged without comparing them with dest's.
+    if (target.reuse) target.reuse.allCompared = false;
   }
 
   write(chunk: Buffer): Promise<void> | undefined {

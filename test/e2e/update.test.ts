@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Scenario } from '../helpers/scenario.js';
-import { type TarEntry, tar } from '../helpers/tar.js';
+import { sha1, type TarEntry, tar } from '../helpers/tar.js';
 
 /**
  * The rsync strategy over a previous version: the merge compares content when it reaches each file, so what
@@ -37,6 +37,9 @@ for (const files of [20, 800]) {
     assert.equal(lstatSync(path.join(s.dest, 'lib', 'f2.txt')).mtimeMs, 1_700_000_000_000, "with the archive's mtime");
     // f1 differs; f0 was rewritten by pre, so it is replaced; f3 is a new inode with the same bytes: kept.
     assert.match(r.stderr, new RegExp(`2 replaced, 0 removed, ${files - 2} already as in the archive \\(content compared\\)`));
+    // Unpacking had found f0 and f3 equal: they changed since, so the archive was unpacked again, in full.
+    assert.match(r.stderr, /lib\/f[03]\.txt changed after unpacking found it equal to the archive's \(a pre command or the application wrote it\): unpacking the archive again, in full/);
+    assert.equal(r.stderr.match(/downloaded file:/g)?.length, 2, 'downloaded twice');
     assert.deepEqual(s.leftovers(), []);
   });
 }
@@ -59,5 +62,107 @@ test('rsync update: a FIFO or a directory in dest where the archive has a file i
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readFileSync(path.join(s.dest, 'pipe'), 'utf8'), 'a file now\n');
   assert.equal(readFileSync(path.join(s.dest, 'dir'), 'utf8'), 'a file too\n');
-  assert.match(r.stderr, /1 already as in the archive \(content compared\)/);
+  assert.match(r.stderr, /1 already as in the archive \(content compared; 1 of them while unpacking\)/);
+});
+
+const ROOT = process.getuid?.() === 0;
+
+test('rsync update over the previous build writes only what changed: the rest is compared while unpacking and kept, with the archive attributes', async (t) => {
+  const s = new Scenario(t);
+  const files = 800; // the first 500 written on the main thread, the rest by a writer thread
+  mkdirSync(path.join(s.dest, 'lib'), { recursive: true });
+  for (let i = 0; i < files; i++) {
+    const file = path.join(s.dest, 'lib', `f${i}.txt`);
+    writeFileSync(file, `version ${i % 10 === 0 ? 1 : 2} of file ${i}\n`);
+    utimesSync(file, 1_600_000_000, 1_600_000_000);
+  }
+  writeFileSync(path.join(s.dest, 'old.txt'), 'gone in the new build\n');
+  const entries: TarEntry[] = Array.from({ length: files }, (_, i) => ({
+    path: `lib/f${i}.txt`,
+    body: `version 2 of file ${i}\n`,
+    mtime: 1_700_000_000,
+    ...(i === 5 ? { mode: 0o755 } : {}),
+    ...(i === 7 && ROOT ? { uid: 1001, gid: 1001 } : {}),
+  }));
+  s.manifest(s.archive(tar([{ path: 'lib', type: 'dir', mtime: 1_700_000_000 }, ...entries, { path: 'new.txt', body: 'new\n' }])));
+  const inode = (i: number) => lstatSync(path.join(s.dest, 'lib', `f${i}.txt`)).ino;
+  const before = [2, 5, 7, 651].map(inode);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /unpacking: 720 files were already in dest byte for byte: compared, not written/);
+  assert.match(r.stderr, /1 added, 80 replaced, 1 removed, 720 already as in the archive \(content compared; 720 of them while unpacking\)/);
+  for (let i = 0; i < files; i++) {
+    const file = path.join(s.dest, 'lib', `f${i}.txt`);
+    assert.equal(readFileSync(file, 'utf8'), `version 2 of file ${i}\n`, `f${i}`);
+    assert.equal(lstatSync(file).mtimeMs, 1_700_000_000_000, `f${i} has the archive's mtime`);
+  }
+  assert.deepEqual([2, 5, 7, 651].map(inode), before, 'unchanged files stay in place');
+  assert.equal(lstatSync(path.join(s.dest, 'lib', 'f5.txt')).mode & 0o7777, 0o755);
+  assert.equal(lstatSync(path.join(s.dest, 'lib', 'f4.txt')).mode & 0o7777, 0o644);
+  if (ROOT) assert.equal(lstatSync(path.join(s.dest, 'lib', 'f7.txt')).uid, 1001);
+  assert.equal(readFileSync(path.join(s.dest, 'new.txt'), 'utf8'), 'new\n');
+  assert.throws(() => lstatSync(path.join(s.dest, 'old.txt')), /ENOENT/);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: a hard link to a file dest already had, and layers that replace each other, end as the last archive says', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  for (const [name, body] of [
+    ['a.txt', 'shared body\n'],
+    ['x.txt', 'from dest\n'],
+    ['y.txt', 'same\n'],
+    ['z.txt', 'same\n'],
+  ] as const)
+    writeFileSync(path.join(s.dest, name), body);
+  const first = tar([
+    { path: 'a.txt', body: 'shared body\n' },
+    { path: 'b.txt', type: 'hardlink', linkpath: 'a.txt' },
+    { path: 'x.txt', body: 'layer one\n' },
+    { path: 'y.txt', body: 'same\n' },
+    { path: 'z.txt', body: 'same\n' },
+  ]);
+  const second = tar([
+    { path: 'x.txt', body: 'from dest\n' },
+    { path: 'y.txt', body: 'diff\n' },
+    { path: 'z.txt', type: 'symlink', linkpath: 'y.txt' },
+  ]);
+  writeFileSync(path.join(s.root, 'one.tar'), first);
+  writeFileSync(path.join(s.root, 'two.tar'), second);
+  s.manifest(`layers:\n  - src: one.tar\n    checksum: ${sha1(first)}\n  - src: two.tar\n    checksum: ${sha1(second)}\ndest: ${s.dest}\n`);
+  const xInode = lstatSync(path.join(s.dest, 'x.txt')).ino;
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(path.join(s.dest, 'a.txt'), 'utf8'), 'shared body\n');
+  assert.equal(readFileSync(path.join(s.dest, 'b.txt'), 'utf8'), 'shared body\n');
+  assert.equal(readFileSync(path.join(s.dest, 'x.txt'), 'utf8'), 'from dest\n', "the second layer's x.txt, which dest had");
+  assert.equal(lstatSync(path.join(s.dest, 'x.txt')).ino, xInode);
+  assert.equal(readFileSync(path.join(s.dest, 'y.txt'), 'utf8'), 'diff\n', "the second layer's y.txt");
+  assert.equal(readlinkSync(path.join(s.dest, 'z.txt')), 'y.txt', "the second layer's symlink");
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: files in a dest directory another user can write are never compared, and that directory is replaced whole', { skip: !ROOT && 'needs root' }, async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(path.join(s.dest, 'shared'), { recursive: true });
+  mkdirSync(path.join(s.dest, 'own'));
+  writeFileSync(path.join(s.dest, 'shared', 'same.txt'), 'same\n');
+  writeFileSync(path.join(s.dest, 'own', 'same.txt'), 'same\n');
+  chownSync(path.join(s.dest, 'shared'), 1001, 1001);
+  s.manifest(
+    s.archive(
+      tar([
+        { path: 'shared', type: 'dir' },
+        { path: 'shared/same.txt', body: 'same\n' },
+        { path: 'own', type: 'dir' },
+        { path: 'own/same.txt', body: 'same\n' },
+      ]),
+    ),
+  );
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /unpacking: 1 file was already in dest byte for byte/);
+  assert.equal(lstatSync(path.join(s.dest, 'shared')).uid, 0, 'replaced by the archive, root-owned');
+  assert.equal(readFileSync(path.join(s.dest, 'shared', 'same.txt'), 'utf8'), 'same\n');
+  assert.deepEqual(s.leftovers(), []);
 });

@@ -2,11 +2,16 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { compileExclude } from '../../src/sync/excludes.js';
 import { mergeInto } from '../../src/sync/merge.js';
 import { Log } from '../../src/shared/log.js';
+import { comparedOf, reuseFor } from '../../src/unpack/reuse.js';
+import { createUnpacker } from '../../src/unpack/unpacker.js';
+import { type TarEntry, tar } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -125,4 +130,75 @@ test('merge: dest ends exactly as rsync -a --delete --checksum leaves it, exclud
     }),
     { numRuns: RUNS, verbose: 1 },
   );
+});
+
+/**
+ * A next build of `before`: its entries, some replaced by `other`'s at the same names (recursively where both
+ * are directories), so most files are there again with the same bytes, as in a real update.
+ */
+function nextBuild(before: Node, other: Node): Node {
+  if (before.kind !== 'dir' || other.kind !== 'dir') return other;
+  const children: Record<string, Node> = Object.fromEntries(Object.entries(before.children).map(([n, child]) => [n, rebuilt(child)]));
+  for (const [n, child] of Object.entries(other.children)) children[n] = before.children[n] ? nextBuild(before.children[n] as Node, child) : child;
+  return { ...other, children };
+}
+
+/** The same entry from a fresh build: every mtime new, and some files with another mode. */
+function rebuilt(node: Node): Node {
+  if (node.kind === 'link') return node;
+  if (node.kind === 'file') return { ...node, mtime: 1_600_000_000, mode: node.body.length % 2 ? 0o755 : node.mode };
+  return { ...node, mtime: 1_600_000_000, children: Object.fromEntries(Object.entries(node.children).map(([n, child]) => [n, rebuilt(child)])) };
+}
+const update = fc.tuple(tree, tree, fc.nat(3)).map(([before, other, unrelated]) => [before, unrelated === 0 ? other : nextBuild(before, other)] as const);
+
+/** The archive tree as tar entries, parents first, the root as "." (its attributes are the archive's). */
+function entriesOf(node: Node, rel = '.'): TarEntry[] {
+  if (node.kind === 'link') return [{ path: rel, type: 'symlink', linkpath: node.target, mtime: 1_200_000_000, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }];
+  const owner = { uid: node.uid, gid: node.uid, mode: node.mode, mtime: node.mtime };
+  if (node.kind === 'file') return [{ path: rel, body: node.body, ...owner }];
+  const children = Object.entries(node.children).flatMap(([n, child]) => entriesOf(child, rel === '.' ? n : `${rel}/${n}`));
+  return [{ path: rel, type: 'dir', ...owner }, ...children];
+}
+
+test('merge after unpacking that compared with dest (files dest had byte for byte never staged): dest ends exactly as rsync leaves it', async (t) => {
+  const dir = tempDir(t);
+  const log = new Log('text', { write: () => true } as unknown as NodeJS.WritableStream);
+  const limits = { maxBytes: 1 << 30, maxEntries: 1 << 20 };
+  let n = 0;
+  let keptInAll = 0;
+  await fc.assert(
+    fc.asyncProperty(update, excludes, async ([before, archive], patterns) => {
+      const run = path.join(dir, String(n++));
+      mkdirSync(run);
+      try {
+        const [ours, theirs, staged, rsyncSrc, custody] = ['ours', 'theirs', 'staged', 'rsync-src', 'custody'].map((x) => path.join(run, x)) as [string, string, string, string, string];
+        build(ours, before);
+        build(theirs, before);
+        build(rsyncSrc, archive);
+        mkdirSync(staged, { mode: 0o700 });
+        mkdirSync(custody, { mode: 0o700 });
+        const reuse = reuseFor(ours);
+        const unpacker = createUnpacker(staged, limits, log, path.join(run, 'spool'), undefined, reuse);
+        await pipeline(Readable.from([tar(entriesOf(archive))]), unpacker.sink);
+        await unpacker.finish();
+        const compared = comparedOf(reuse);
+        keptInAll += compared.kept.size;
+        const rsync = spawnSync('rsync', ['-a', '--delete', '--checksum', ...patterns.flatMap((p) => ['--exclude', p]), `${rsyncSrc}/`, `${theirs}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const merged = mergeInto(staged, ours, { rules: patterns.map(compileExclude), log, custody, keepOwners: ROOT, compared });
+        if (rsync.status !== 0) {
+          assert.equal(rsync.status, 23, rsync.stderr.toString());
+          await assert.rejects(merged, /excluded entries are kept there/);
+          return;
+        }
+        await merged;
+        const dirs = dirsOf(archive);
+        assert.deepEqual(describe(ours, dirs), describe(theirs, dirs));
+        assert.equal(top(ours), top(theirs));
+      } finally {
+        rmSync(run, { recursive: true, force: true });
+      }
+    }),
+    { numRuns: RUNS, verbose: 1 },
+  );
+  assert.ok(keptInAll > 0, 'some files were found equal while unpacking');
 });

@@ -5,7 +5,9 @@ import path from 'node:path';
 import { StretcherError } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
 import { HostileArchiveError, obstacleOnPath, parentOf, safeRelative, StagingTree, type UnpackLimits, type Unpacked } from '../entry-rules.js';
-import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, writeChunks, type FileEntry } from '../writer/file.js';
+import { materialize, type Reuse } from '../reuse.js';
+import { Counterparts, StagedFile } from '../writer/counterpart.js';
+import { EntryConflictError, type FileEntry } from '../writer/file.js';
 import { BATCH_BYTES, WriterPool, type WriterError } from '../writer/pool.js';
 import { TarStream, type EntryBody, type TarHeader } from './stream.js';
 
@@ -66,17 +68,22 @@ export class TarUnpacker {
   private pool: WriterPool | undefined;
   private nextId = 0;
   /** The file being written on the main thread, closed if the archive ends inside it. */
-  private openFd: number | undefined;
+  private openFile: StagedFile | undefined;
+  /** Comparing with dest's files on the main thread (the first files of a small archive). */
+  private readonly counterparts: Counterparts | undefined;
 
+  /** `reuse`: compare each file with dest's and leave out of staging what dest already has. */
   constructor(
     private readonly staging: string,
     limits: UnpackLimits,
     private readonly log: Log,
     archiveBytes?: number,
+    private readonly reuse?: Reuse,
   ) {
     const st = lstatSync(staging);
     this.tree = new StagingTree(staging, limits);
-    if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads);
+    this.counterparts = reuse ? new Counterparts(reuse.policy) : undefined;
+    if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads, reuse?.policy);
     this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
     this.parser = new TarStream({
       entry: (header) => this.onEntry(header),
@@ -133,6 +140,7 @@ export class TarUnpacker {
         if (this.pool.error) this.fatal ??= this.writerError(this.pool.error);
       }
       if (this.fatal) throw this.fatal;
+      if (this.reuse && this.pool) for (const k of this.pool.kept) this.reuse.kept.set(k.rel, k);
       for (const hard of this.hardLinks.values()) await this.makeHardLink(hard);
       await this.tree.complete(this.isRoot);
       return this.tree.report(this.log, format);
@@ -144,8 +152,8 @@ export class TarUnpacker {
   /** Stops writing: after this resolves nothing more is created in staging and no file is left open. */
   async close(): Promise<void> {
     this.fatal ??= new StretcherError('UNPACK_FAILED', 'unpacking was stopped');
-    if (this.openFd !== undefined) closeQuietly(this.openFd);
-    this.openFd = undefined;
+    this.openFile?.abandon();
+    this.openFile = undefined;
     await this.pool?.close();
   }
 
@@ -225,51 +233,62 @@ export class TarUnpacker {
   }
 
   private file(e: TarHeader, rel: string): EntryBody {
-    this.tree.claimFile(rel);
+    const again = this.tree.claimFile(rel);
     const mode = typeof e.mode === 'number' ? e.mode & 0o7777 : 0o644;
     const { owner } = this.ownerOf(e);
+    const mtime = e.mtime ? e.mtime.getTime() / 1000 : undefined;
     // Two syscalls fewer per file for the usual archive: created with its mode, already owned right.
     const entry: FileEntry = {
       rel,
       abs: this.tree.abs(rel),
       mode,
-      ...(e.mtime ? { mtime: e.mtime.getTime() / 1000, atime: e.atime ? e.atime.getTime() / 1000 : this.now } : {}),
+      ...(mtime !== undefined ? { mtime, atime: e.atime ? e.atime.getTime() / 1000 : this.now } : {}),
       ...(owner && (owner.uid !== this.newFileOwner.uid || owner.gid !== this.newFileOwner.gid) ? { owner } : {}),
       ...((mode & 0o7000) === 0 && (mode & this.umask) === 0 ? { createMode: mode } : {}),
     };
+    // Compared with dest's only with a whole-second mtime: a fraction would not come back from the kernel
+    // exactly as the merge would read it from a staged copy.
+    if (this.reuse && Number.isInteger(mtime)) {
+      const { uid, gid } = owner ?? this.newFileOwner;
+      entry.compare = { size: e.size, uid, gid, replacing: again || this.reuse.layered };
+    } else if (this.reuse) this.reuse.allCompared = false;
     if (!this.pool && (this.written++ < POOL_AFTER_FILES || this.threads < 2)) return this.writeHere(entry);
     return this.writeThere(entry);
   }
 
   private writeHere(entry: FileEntry): EntryBody {
-    const fd = createEntryFile(entry);
-    this.openFd = fd;
+    const file = new StagedFile(entry, this.counterparts);
+    this.openFile = file;
+    const failed = (err: unknown): void => {
+      // Closes only what is still open: a descriptor closed twice could be another thread's by then.
+      file.abandon();
+      this.openFile = undefined;
+      this.stop(this.writeError(entry.rel, err));
+    };
     return {
       data: (piece) => {
-        if (this.openFd !== fd) return;
+        if (this.openFile !== file) return;
         try {
-          writeChunks(fd, [piece]);
+          file.write(piece);
         } catch (err) {
-          closeQuietly(fd);
-          this.openFd = undefined;
-          this.stop(this.writeError(entry.rel, err));
+          failed(err);
         }
       },
       end: () => {
-        if (this.openFd !== fd) return;
-        this.openFd = undefined;
+        if (this.openFile !== file) return;
+        this.openFile = undefined;
         try {
-          // Closes fd whatever happens: closing it again could close another thread's file by the same number.
-          completeEntryFile(fd, entry);
+          const kept = file.end();
+          if (kept) this.reuse?.kept.set(kept.rel, kept);
         } catch (err) {
-          this.stop(this.writeError(entry.rel, err));
+          failed(err);
         }
       },
     };
   }
 
   private writeThere(entry: FileEntry): EntryBody {
-    this.pool ??= new WriterPool(this.threads);
+    this.pool ??= new WriterPool(this.threads, this.reuse?.policy);
     const pool = this.pool;
     const thread = pool.route(entry.rel);
     const id = this.nextId++;
@@ -308,7 +327,14 @@ export class TarUnpacker {
       throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which passes through ${obstacle}`);
     }
     const target = path.join(this.staging, hard.target);
-    const st = await lstat(target).catch(() => undefined);
+    let st = await lstat(target).catch(() => undefined);
+    // Its target is a file dest already had, never staged: staged now, for the link to have its inode.
+    const kept = st ? undefined : this.reuse?.kept.get(hard.target);
+    if (kept && this.reuse) {
+      materialize(kept, this.staging, this.reuse.policy);
+      this.reuse.kept.delete(hard.target);
+      st = await lstat(target);
+    }
     if (!st?.isFile()) {
       throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which is not a file in the archive`);
     }

@@ -2,7 +2,7 @@ import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lstatSync, o
 
 /**
  * The syscalls that write one regular file of an archive. Shared by the main thread and the writer threads
- * (archive-worker.ts), so it imports nothing but node:fs: every module it loads is loaded again per thread.
+ * (worker.ts), so it imports nothing but node:fs: every module it loads is loaded again per thread.
  */
 export interface FileEntry {
   /** Path relative to the staging root, for messages. */
@@ -22,6 +22,12 @@ export interface FileEntry {
    * bits, and it has no setuid, setgid or sticky bit (chown clears those). Saves an fchmod per file.
    */
   createMode?: number;
+  /**
+   * Set when dest's file at the same path may stand in for this one, if it has these very bytes
+   * (counterpart.ts): the archive's size, the owner the staged file would get, and whether staging may
+   * already hold a file at this path (an earlier entry's or layer's) that dest's must then replace.
+   */
+  compare?: { size: number; uid: number; gid: number; replacing: boolean };
 }
 
 export class EntryConflictError extends Error {

@@ -1,4 +1,6 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+import type { KeptFile } from '../../shared/kept.js';
+import type { CounterpartPolicy } from './counterpart.js';
 import type { FileEntry } from './file.js';
 
 /** One piece of one file inside a batch's buffer. The first piece of a file carries its entry and opens it. */
@@ -32,6 +34,8 @@ export interface WriterReply {
   files: number;
   createMs: number;
   errors: WriterError[];
+  /** Files of the batch that dest already has, byte for byte: not written (counterpart.ts). */
+  kept: KeptFile[];
 }
 
 /**
@@ -57,7 +61,7 @@ export const BATCH_BYTES = 256 * 1024;
 
 /**
  * Threads that create and write archive files while the main thread inflates and parses: one to begin
- * with, more when the caller sees file creation is the bottleneck (tar-unpack.ts). On this machine's disk a
+ * with, more when the caller sees file creation is the bottleneck (tar/unpacker.ts). On this machine's disk a
  * file's creation can cost ~0.7 ms of kernel CPU (perf: ext4_create), which GNU tar and a single thread
  * pay one after another. libuv's pool was measured too and did not gain: its four threads interleave one
  * file's syscalls with another's and contend in the kernel.
@@ -77,9 +81,14 @@ export class WriterPool {
   private waiters: { below: number; resolve: () => void }[] = [];
   private failure: WriterError | undefined;
   private closed = false;
+  /** What the threads found dest already has, in the order they reported it. */
+  readonly kept: KeptFile[] = [];
 
-  /** Starts with one thread; grow() adds more, up to `maxThreads`. */
-  constructor(private readonly maxThreads: number) {
+  /** Starts with one thread; grow() adds more, up to `maxThreads`. `counterpart`: compare with dest's files. */
+  constructor(
+    private readonly maxThreads: number,
+    private readonly counterpart?: CounterpartPolicy,
+  ) {
     this.spawn();
   }
 
@@ -100,7 +109,10 @@ export class WriterPool {
     const i = this.workers.length;
     this.pending.push(0);
     this.batches.push(undefined);
-    const worker = startWorker({ resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 } });
+    const worker = startWorker({
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
+      ...(this.counterpart ? { workerData: { counterpart: this.counterpart } } : {}),
+    });
     worker.on('message', (reply: WriterReply) => {
       this.pending[i] = (this.pending[i] ?? 1) - 1;
       this.inflight -= reply.buffer.byteLength;
@@ -108,6 +120,7 @@ export class WriterPool {
       this.createMs += reply.createMs;
       this.spare.push(reply.buffer);
       this.failure ??= reply.errors[0];
+      for (const k of reply.kept) this.kept.push(k);
       this.wake();
     });
     const died = (why: string): void => {

@@ -1,0 +1,56 @@
+import { lstatSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import { isTrustedDir } from '../host/trust.js';
+import { type KeptFile, type KeptFiles, keepableInPlace } from '../shared/kept.js';
+
+/** What the merge needs of a kept file as dest has it now, to give it the archive's attributes. */
+export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs'>;
+
+/** A file found equal while unpacking that dest no longer holds as it was compared. */
+export class StaleKeptError extends Error {
+  override name = 'StaleKeptError';
+  constructor(
+    readonly file: KeptFile,
+    dest: string,
+  ) {
+    super(`${path.join(dest, file.rel)} changed after unpacking found it equal to the archive's (a pre command or the application wrote it)`);
+  }
+}
+
+/**
+ * Checks every file found equal while unpacking (shared/kept.ts) before the merge changes anything, and
+ * returns them as dest has them now. StaleKeptError for the first that dest no longer holds as it was
+ * compared: not the same inode, size or mtime (to the nanosecond) any more, no longer one the merge may keep
+ * in place (its owner or mode changed, by a pre command say), or in a directory another user can now change
+ * (the merge replaces those whole, from staging, where the file is not). The deploy then unpacks again.
+ */
+export function verifyKept(kept: KeptFiles, dest: string): Map<string, Current> {
+  const euid = process.geteuid?.() ?? -1;
+  const keepOwners = euid === 0;
+  const dirs = new Map<string, boolean>();
+  const trusted = (rel: string): boolean => {
+    let known = dirs.get(rel);
+    if (known === undefined) {
+      const parent = rel === '' ? true : trusted(parentOf(rel));
+      const st = parent ? lstatSync(rel === '' ? dest : `${dest}/${rel}`, { throwIfNoEntry: false }) : undefined;
+      known = st !== undefined && isTrustedDir(st);
+      dirs.set(rel, known);
+    }
+    return known;
+  };
+  const current = new Map<string, Current>();
+  for (const k of kept.values()) {
+    if (k.changed || !trusted(parentOf(k.rel))) throw new StaleKeptError(k, dest);
+    const st = lstatSync(`${dest}/${k.rel}`, { bigint: true, throwIfNoEntry: false });
+    if (!st?.isFile() || st.dev !== k.dev || st.ino !== k.ino || st.size !== k.size || st.mtimeNs !== k.mtimeNs) throw new StaleKeptError(k, dest);
+    const now = { uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), mtimeMs: Number(st.mtimeNs) / 1e6 };
+    if (!keepableInPlace(k, { ...now, nlink: Number(st.nlink) }, keepOwners, euid)) throw new StaleKeptError(k, dest);
+    current.set(k.rel, now);
+  }
+  return current;
+}
+
+function parentOf(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash < 0 ? '' : rel.slice(0, slash);
+}

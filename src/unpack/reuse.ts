@@ -1,0 +1,63 @@
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import path from 'node:path';
+import { StretcherError } from '../shared/errors.js';
+import type { Compared, KeptFile } from '../shared/kept.js';
+import type { CounterpartPolicy } from './writer/counterpart.js';
+import { completeEntryFile, createEntryFile, writeChunks } from './writer/file.js';
+
+/**
+ * One deploy's comparing with dest while unpacking (writer/counterpart.ts): set by the rsync strategy's
+ * merge, which keeps dest's file for each KeptFile. Shared by every layer unpacked into the same staging.
+ */
+export interface Reuse {
+  policy: CounterpartPolicy;
+  /** Set from the second layer on: staging may already hold a file at a path being compared. */
+  layered: boolean;
+  /**
+   * What dest already has, by path. A later entry at the same path (a file, directory or link of a later
+   * entry or layer) is in staging then, and the merge takes staging's.
+   */
+  kept: Map<string, KeptFile>;
+  /** Cleared when a file was staged without comparing (a zip, a git layer, a fractional mtime). */
+  allCompared: boolean;
+}
+
+export function reuseFor(dest: string): Reuse {
+  const euid = process.geteuid?.() ?? -1;
+  return { policy: { root: dest, keepOwners: euid === 0, euid }, layered: false, kept: new Map(), allCompared: true };
+}
+
+export function comparedOf(reuse: Reuse): Compared {
+  return { kept: reuse.kept, stagedDiffer: reuse.allCompared };
+}
+
+/**
+ * A hard link of the archive points to a file dest already had (so it was never staged): the file is
+ * staged after all, from dest's bytes, which must still be the ones compared.
+ */
+export function materialize(k: KeptFile, staging: string, policy: CounterpartPolicy): void {
+  const from = openSync(path.join(policy.root, k.rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const changed = () => new StretcherError('UNPACK_FAILED', `cannot unpack ${JSON.stringify(k.rel)}: dest's copy, found equal to the archive's, changed while unpacking; deploy again`);
+  try {
+    if (!sameInode(k, from)) throw changed();
+    const fd = createEntryFile({ rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode });
+    const entry = { rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode, mtime: k.mtime, atime: k.atime, ...(policy.keepOwners ? { owner: { uid: k.uid, gid: k.gid } } : {}) };
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    try {
+      for (let pos = 0, got = 1; got > 0; pos += got) {
+        got = readSync(from, buf, 0, buf.length, pos);
+        writeChunks(fd, [buf.subarray(0, got)]);
+      }
+    } finally {
+      completeEntryFile(fd, entry);
+    }
+    if (!sameInode(k, from)) throw changed();
+  } finally {
+    closeSync(from);
+  }
+}
+
+function sameInode(k: KeptFile, fd: number): boolean {
+  const st = fstatSync(fd, { bigint: true });
+  return st.isFile() && st.dev === k.dev && st.ino === k.ino && st.size === k.size && st.mtimeNs === k.mtimeNs;
+}
