@@ -5,8 +5,8 @@
  * it would have done with a staged copy of equal content (sync/merge.ts), so nothing is written twice.
  *
  * dest's file is named by identity: the merge relies on the comparison only while that inode still has the
- * size and mtime (to the nanosecond) it had then (sync/kept.ts); otherwise the archive is unpacked again in
- * full. Crosses a thread boundary, so plain numbers and bigints only.
+ * size and mtime (to the nanosecond) it had then, and the ctime too when another user owns it
+ * (sync/kept.ts); otherwise the archive is unpacked again in full. Crosses a thread boundary, so plain numbers and bigints only.
  */
 export interface KeptFile {
   /** Path relative to staging and to dest. */
@@ -23,6 +23,8 @@ export interface KeptFile {
   ino: bigint;
   size: bigint;
   mtimeNs: bigint;
+  /** Relied on too when another user owns the file: an owner can set its mtime back, not its ctime. */
+  ctimeNs: bigint;
   /**
    * dest's file changed while it was being compared (an application writing it): its bytes cannot stand in
    * for the archive's, and the staged file could not be completed from them either.

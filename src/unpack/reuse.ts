@@ -59,5 +59,5 @@ export function materialize(k: KeptFile, staging: string, policy: CounterpartPol
 
 function sameInode(k: KeptFile, fd: number): boolean {
   const st = fstatSync(fd, { bigint: true });
-  return st.isFile() && st.dev === k.dev && st.ino === k.ino && st.size === k.size && st.mtimeNs === k.mtimeNs;
+  return st.isFile() && st.dev === k.dev && st.ino === k.ino && st.size === k.size && st.mtimeNs === k.mtimeNs && st.ctimeNs === k.ctimeNs;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chownSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Scenario } from '../helpers/scenario.js';
@@ -164,5 +164,26 @@ test('rsync update: files in a dest directory another user can write are never c
   assert.match(r.stderr, /unpacking: 1 file was already in dest byte for byte/);
   assert.equal(lstatSync(path.join(s.dest, 'shared')).uid, 0, 'replaced by the archive, root-owned');
   assert.equal(readFileSync(path.join(s.dest, 'shared', 'same.txt'), 'utf8'), 'same\n');
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: a kept file its owner (another user) rewrites and sets the mtime back before the merge is caught by its ctime, and replaced', { skip: !ROOT && 'needs root' }, async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest, { recursive: true });
+  // uid 1001 must reach dest (the test's own directory is private).
+  chmodSync(s.root, 0o755);
+  const file = path.join(s.dest, 'app.conf');
+  writeFileSync(file, 'listen 8080\n');
+  chownSync(file, 1001, 1001);
+  utimesSync(file, 1_600_000_000, 1_600_000_000);
+  // The archive gives it to uid 1001 too, so dest's may stay in place; its owner rewrites it during pre
+  // (after unpacking compared it) and puts the mtime back, as any owner may.
+  const forge = `setpriv --reuid=1001 --regid=1001 --clear-groups sh -c 'printf "listen 6666\\\\n" > ${file} && touch -d @1600000000 ${file}'`;
+  s.manifest(`${s.archive(tar([{ path: 'app.conf', body: 'listen 8080\n', uid: 1001, gid: 1001, mtime: 1_700_000_000 }]))}commands:\n  pre:\n    - ${JSON.stringify(forge)}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /app\.conf changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
+  assert.equal(readFileSync(file, 'utf8'), 'listen 8080\n');
+  assert.equal(lstatSync(file).uid, 1001);
   assert.deepEqual(s.leftovers(), []);
 });

@@ -219,6 +219,7 @@ export class StagedFile {
       ino: st?.ino ?? -1n,
       size: st?.size ?? -1n,
       mtimeNs: st?.mtimeNs ?? -1n,
+      ctimeNs: st?.ctimeNs ?? -1n,
     };
   }
 }
