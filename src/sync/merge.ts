@@ -99,8 +99,8 @@ export async function mergeInto(staging: string, dest: string, opts: MergeOption
 class Merger {
   readonly counts: Merged = { added: 0, replaced: 0, removed: 0, unchanged: 0, comparedEarlier: 0 };
   private readonly custody: Custody;
-  /** opts.kept by the directory they are in, and every directory with one somewhere below it. */
-  private readonly keptIn = new Map<string, KeptFile[]>();
+  /** The kept files (their paths) by the directory they are in, and every directory with one below it. */
+  private readonly keptIn = new Map<string, string[]>();
   private readonly keptBelow = new Set<string>();
 
   constructor(
@@ -108,11 +108,11 @@ class Merger {
     private readonly current: ReadonlyMap<string, Current>,
   ) {
     this.custody = new Custody(opts.custody);
-    for (const k of opts.compared?.kept.values() ?? []) {
-      const dir = parentOf(k.rel);
+    for (const rel of current.keys()) {
+      const dir = parentOf(rel);
       const here = this.keptIn.get(dir);
-      if (here) here.push(k);
-      else this.keptIn.set(dir, [k]);
+      if (here) here.push(rel);
+      else this.keptIn.set(dir, [rel]);
       for (let d = dir; !this.keptBelow.has(d); d = parentOf(d)) {
         this.keptBelow.add(d);
         if (d === '') break;
@@ -142,8 +142,8 @@ class Merger {
         .filter((e) => !this.excluded(join(rel, e.name), e.isDirectory()))
         .map((e) => [e.name, e] as const),
     );
-    const kept = new Map((this.keptIn.get(rel) ?? []).map((k) => [path.posix.basename(k.rel), k] as const));
-    for (const [name, k] of kept) if (staged.has(name) || this.excluded(k.rel, false)) kept.delete(name);
+    const kept = new Map((this.keptIn.get(rel) ?? []).map((k) => [path.posix.basename(k), k] as const));
+    for (const [name, k] of kept) if (staged.has(name) || this.excluded(k, false)) kept.delete(name);
     for (const e of readdirSync(d, { withFileTypes: true })) {
       if (staged.has(e.name) || kept.has(e.name) || ignore?.has(e.name)) continue;
       const relEntry = join(rel, e.name);
@@ -183,7 +183,8 @@ class Merger {
    * dest's file that unpacking found equal to the archive's: it stays, with the archive's attributes. As
    * verifyKept() found it a moment ago, so it is not looked at again.
    */
-  private keep(to: string, k: KeptFile): void {
+  private keep(to: string, rel: string): void {
+    const k = this.opts.compared?.kept.get(rel) as KeptFile;
     const attributes = { mode: k.mode, uid: k.uid, gid: k.gid, atime: new Date(k.atime * 1000), mtime: new Date(k.mtime * 1000) };
     this.apply(to, attributes, false, this.current.get(k.rel));
     this.counts.unchanged++;

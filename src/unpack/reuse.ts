@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { StretcherError } from '../shared/errors.js';
-import type { Compared, KeptFile } from '../shared/kept.js';
+import { type Compared, type KeptFile, KeptFiles } from '../shared/kept.js';
 import type { CounterpartPolicy } from './writer/counterpart.js';
 import { completeEntryFile, createEntryFile, writeChunks } from './writer/file.js';
 
@@ -17,14 +17,14 @@ export interface Reuse {
    * What dest already has, by path. A later entry at the same path (a file, directory or link of a later
    * entry or layer) is in staging then, and the merge takes staging's.
    */
-  kept: Map<string, KeptFile>;
+  kept: KeptFiles;
   /** Cleared when a file was staged without comparing (a zip, a git layer, a fractional mtime). */
   allCompared: boolean;
 }
 
 export function reuseFor(dest: string): Reuse {
   const euid = process.geteuid?.() ?? -1;
-  return { policy: { root: dest, keepOwners: euid === 0, euid }, layered: false, kept: new Map(), allCompared: true };
+  return { policy: { root: dest, keepOwners: euid === 0, euid }, layered: false, kept: new KeptFiles(), allCompared: true };
 }
 
 export function comparedOf(reuse: Reuse): Compared {
@@ -58,6 +58,6 @@ export function materialize(k: KeptFile, staging: string, policy: CounterpartPol
 }
 
 function sameInode(k: KeptFile, fd: number): boolean {
-  const st = fstatSync(fd, { bigint: true });
-  return st.isFile() && st.dev === k.dev && st.ino === k.ino && st.size === k.size && st.mtimeNs === k.mtimeNs && st.ctimeNs === k.ctimeNs;
+  const st = fstatSync(fd);
+  return st.isFile() && st.dev === k.dev && st.ino === k.ino && st.size === k.size && st.mtimeMs === k.mtimeMs && st.ctimeMs === k.ctimeMs;
 }

@@ -83,7 +83,7 @@ export class TarUnpacker {
     const st = lstatSync(staging);
     this.tree = new StagingTree(staging, limits);
     this.counterparts = reuse ? new Counterparts(reuse.policy) : undefined;
-    if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads, reuse?.policy);
+    if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads, reuse?.policy, reuse?.kept);
     this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
     this.parser = new TarStream({
       entry: (header) => this.onEntry(header),
@@ -140,7 +140,6 @@ export class TarUnpacker {
         if (this.pool.error) this.fatal ??= this.writerError(this.pool.error);
       }
       if (this.fatal) throw this.fatal;
-      if (this.reuse && this.pool) for (const k of this.pool.kept) this.reuse.kept.set(k.rel, k);
       for (const hard of this.hardLinks.values()) await this.makeHardLink(hard);
       await this.tree.complete(this.isRoot);
       return this.tree.report(this.log, format);
@@ -279,7 +278,7 @@ export class TarUnpacker {
         this.openFile = undefined;
         try {
           const kept = file.end();
-          if (kept) this.reuse?.kept.set(kept.rel, kept);
+          if (kept) this.reuse?.kept.add(kept);
         } catch (err) {
           failed(err);
         }
@@ -288,7 +287,7 @@ export class TarUnpacker {
   }
 
   private writeThere(entry: FileEntry): EntryBody {
-    this.pool ??= new WriterPool(this.threads, this.reuse?.policy);
+    this.pool ??= new WriterPool(this.threads, this.reuse?.policy, this.reuse?.kept);
     const pool = this.pool;
     const thread = pool.route(entry.rel);
     const id = this.nextId++;

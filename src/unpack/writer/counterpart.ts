@@ -1,4 +1,4 @@
-import { type BigIntStats, closeSync, constants, fstatSync, lstatSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats, unlinkSync } from 'node:fs';
 import { type KeptFile, keepableInPlace } from '../../shared/kept.js';
 import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry, writeChunks } from './file.js';
 
@@ -38,7 +38,7 @@ class Comparison {
 
   constructor(
     private readonly fd: number | undefined,
-    readonly st: BigIntStats,
+    readonly st: Stats,
     readonly size: number,
   ) {}
 
@@ -75,8 +75,8 @@ class Comparison {
       writeChunks(fd, [buf.subarray(0, got)]);
       pos += got;
     }
-    const now = fstatSync(this.fd, { bigint: true });
-    return now.size === this.st.size && now.mtimeNs === this.st.mtimeNs && now.ctimeNs === this.st.ctimeNs;
+    const now = fstatSync(this.fd);
+    return now.size === this.st.size && now.mtimeMs === this.st.mtimeMs && now.ctimeMs === this.st.ctimeMs;
   }
 
   close(): void {
@@ -103,13 +103,12 @@ export class Counterparts {
     const abs = this.prefix + entry.rel;
     let fd: number | undefined;
     try {
-      const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
-      if (!st?.isFile() || st.size !== BigInt(want.size)) return undefined;
-      const dst = { uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), nlink: Number(st.nlink) };
-      if (!keepableInPlace({ uid: want.uid, gid: want.gid, mode: entry.mode }, dst, this.policy.keepOwners, this.policy.euid)) return undefined;
+      const st = lstatSync(abs, { throwIfNoEntry: false });
+      if (!st?.isFile() || st.size !== want.size) return undefined;
+      if (!keepableInPlace({ uid: want.uid, gid: want.gid, mode: entry.mode }, st, this.policy.keepOwners, this.policy.euid)) return undefined;
       if (want.size === 0) return new Comparison(undefined, st, 0);
       fd = openSync(abs, READ);
-      const opened = fstatSync(fd, { bigint: true });
+      const opened = fstatSync(fd);
       if (!opened.isFile() || opened.ino !== st.ino || opened.dev !== st.dev) {
         closeSync(fd);
         return undefined;
@@ -203,7 +202,7 @@ export class StagedFile {
     }
   }
 
-  private kept(st: BigIntStats | undefined): KeptFile {
+  private kept(st: Stats | undefined): KeptFile {
     const e = this.entry;
     const want = e.compare as NonNullable<FileEntry['compare']>;
     // An earlier layer's (or entry's) file at this path is replaced by dest's, as a later entry replaces it.
@@ -215,11 +214,11 @@ export class StagedFile {
       gid: want.gid,
       mtime: e.mtime as number,
       atime: e.atime ?? (e.mtime as number),
-      dev: st?.dev ?? -1n,
-      ino: st?.ino ?? -1n,
-      size: st?.size ?? -1n,
-      mtimeNs: st?.mtimeNs ?? -1n,
-      ctimeNs: st?.ctimeNs ?? -1n,
+      dev: st?.dev ?? -1,
+      ino: st?.ino ?? -1,
+      size: st?.size ?? -1,
+      mtimeMs: st?.mtimeMs ?? -1,
+      ctimeMs: st?.ctimeMs ?? -1,
     };
   }
 }

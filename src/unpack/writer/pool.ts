@@ -1,5 +1,5 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import type { KeptFile } from '../../shared/kept.js';
+import { KeptFiles, type PackedKept } from '../../shared/kept.js';
 import type { CounterpartPolicy } from './counterpart.js';
 import type { FileEntry } from './file.js';
 
@@ -35,7 +35,7 @@ export interface WriterReply {
   createMs: number;
   errors: WriterError[];
   /** Files of the batch that dest already has, byte for byte: not written (counterpart.ts). */
-  kept: KeptFile[];
+  kept: PackedKept;
 }
 
 /**
@@ -81,13 +81,14 @@ export class WriterPool {
   private waiters: { below: number; resolve: () => void }[] = [];
   private failure: WriterError | undefined;
   private closed = false;
-  /** What the threads found dest already has, in the order they reported it. */
-  readonly kept: KeptFile[] = [];
-
-  /** Starts with one thread; grow() adds more, up to `maxThreads`. `counterpart`: compare with dest's files. */
+  /**
+   * Starts with one thread; grow() adds more, up to `maxThreads`. `counterpart`: compare with dest's files,
+   * and add to `kept` those dest already has, in the order the threads report them.
+   */
   constructor(
     private readonly maxThreads: number,
     private readonly counterpart?: CounterpartPolicy,
+    private readonly kept = new KeptFiles(),
   ) {
     this.spawn();
   }
@@ -120,7 +121,7 @@ export class WriterPool {
       this.createMs += reply.createMs;
       this.spare.push(reply.buffer);
       this.failure ??= reply.errors[0];
-      for (const k of reply.kept) this.kept.push(k);
+      this.kept.addPacked(reply.kept);
       this.wake();
     });
     const died = (why: string): void => {

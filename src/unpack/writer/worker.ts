@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import type { KeptFile } from '../../shared/kept.js';
+import { type KeptFile, packKept } from '../../shared/kept.js';
 import { type CounterpartPolicy, Counterparts, StagedFile } from './counterpart.js';
 import { EntryConflictError } from './file.js';
 import type { Piece, WriterBatch, WriterError, WriterReply } from './pool.js';
@@ -26,9 +26,10 @@ parentPort?.on('message', (batch: WriterBatch) => {
     if (error) errors.push(error);
   }
   const files = batch.pieces.reduce((n, p) => n + (p.entry ? 1 : 0), 0);
-  const reply: WriterReply = { buffer: batch.buffer, files, createMs, errors, kept };
+  const packed = packKept(kept);
+  const reply: WriterReply = { buffer: batch.buffer, files, createMs, errors, kept: packed };
   createMs = 0;
-  parentPort?.postMessage(reply, [batch.buffer]);
+  parentPort?.postMessage(reply, [batch.buffer, packed.nums.buffer as ArrayBuffer]);
 });
 
 function write(piece: Piece, bytes: Uint8Array, kept: KeptFile[]): WriterError | undefined {
