@@ -12,7 +12,44 @@
 import { build } from 'esbuild';
 import { readFileSync, rmSync } from 'node:fs';
 
+// got's @sindresorhus/is builds two Intl.ListFormat objects when it is imported, for its error messages only.
+// Creating them loads ICU's locale data: 4 MB more of the node binary resident in every HTTP deploy
+// (bench/RESULTS.md). Here they are built on first use instead; the build fails
+// if an upgrade changes those lines, so that this is looked at again rather than silently dropped.
+const lazyListFormat = {
+  name: 'lazy-intl-list-format',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]@sindresorhus[\\/]is[\\/]distribution[\\/]index\.js$/ }, (args) => {
+      let text = readFileSync(args.path, 'utf8');
+      for (const name of ['andFormatter', 'orFormatter']) {
+        const eager = new RegExp(`const ${name} = (new Intl\\.ListFormat\\([^;]*\\));`);
+        if (!eager.test(text)) throw new Error(`bundle: ${args.path} no longer builds ${name} as expected; see lazyListFormat in scripts/bundle.mjs`);
+        text = text.replace(eager, `let ${name}Made;\nconst ${name} = { format: (values) => (${name}Made ??= $1).format(values) };`);
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
+
+// got imports http2-wrapper (its `http2` option: node:http2, nghttp2, resolve-alpn) and cacheable-request (its
+// `cache` option: keyv, http-cache-semantics, normalize-url) at load time; stretcher sets neither option.
+// Both are replaced by modules that throw if they are ever used. The got chunk: 361 KB -> 205 KB; with the
+// lazy ListFormat above, the large HTTP deploy's peak RSS 102.4 -> 96.8 MB (bench/RESULTS.md).
+const unusedGotFeatures = {
+  name: 'unused-got-features',
+  setup(b) {
+    const stubs = {
+      'http2-wrapper': `const unused = () => { throw new Error('stretcher is built without got\\'s http2 option'); };
+export default { get auto() { return unused(); }, get globalAgent() { return unused(); } };`,
+      'cacheable-request': `export class CacheError extends Error {}
+export default class CacheableRequest { constructor() { throw new Error('stretcher is built without got\\'s cache option'); } }`,
+    };
+    b.onResolve({ filter: /^(http2-wrapper|cacheable-request)$/ }, (args) => (/[\\/]got[\\/]/.test(args.importer) ? { path: args.path, namespace: 'unused-got-feature' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'unused-got-feature' }, (args) => ({ contents: stubs[args.path], loader: 'js' }));
+  },
+};
 
 await build({
   entryPoints: {
@@ -37,5 +74,6 @@ await build({
   chunkNames: '[name]-[hash]',
   // The version is compiled in: the program reads no file of its own at run time.
   define: { STRETCHER_VERSION: JSON.stringify(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version) },
+  plugins: [lazyListFormat, unusedGotFeatures],
   logLevel: 'warning',
 });
