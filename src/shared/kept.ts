@@ -96,10 +96,27 @@ export class KeptFiles {
 
   get(rel: string): KeptFile | undefined {
     const i = this.at.get(rel);
-    if (i === undefined) return undefined;
-    const n = this.nums.subarray(i * FIELDS, (i + 1) * FIELDS);
-    const [mode, uid, gid, mtime, atime, dev, ino, size, mtimeMs, ctimeMs, changed] = n as unknown as number[];
-    return { rel, mode, uid, gid, mtime, atime, dev, ino, size, mtimeMs, ctimeMs, ...(changed ? { changed: true as const } : {}) } as KeptFile;
+    return i === undefined ? undefined : this.record(rel, i);
+  }
+
+  private record(rel: string, i: number): KeptFile {
+    const n = this.nums;
+    const at = i * FIELDS;
+    const k: KeptFile = {
+      rel,
+      mode: n[at] as number,
+      uid: n[at + 1] as number,
+      gid: n[at + 2] as number,
+      mtime: n[at + 3] as number,
+      atime: n[at + 4] as number,
+      dev: n[at + 5] as number,
+      ino: n[at + 6] as number,
+      size: n[at + 7] as number,
+      mtimeMs: n[at + 8] as number,
+      ctimeMs: n[at + 9] as number,
+    };
+    if (n[at + 10]) k.changed = true;
+    return k;
   }
 
   delete(rel: string): void {
@@ -112,7 +129,7 @@ export class KeptFiles {
   }
 
   *values(): IterableIterator<KeptFile> {
-    for (const rel of this.at.keys()) yield this.get(rel) as KeptFile;
+    for (const [rel, i] of this.at) yield this.record(rel, i);
   }
 }
 
