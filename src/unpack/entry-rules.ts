@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import { chmod, lchown, lstat, lutimes, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { StretcherError } from '../shared/errors.js';
@@ -229,5 +229,42 @@ function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
+  }
+}
+
+/**
+ * Whether a symlink at `rel` to `target` resolves inside the tree, following, as the kernel would, every
+ * link on the way: the archive's own (`links`) and those an earlier layer left. Normalising the text alone
+ * is not enough: `a/c -> b/..` with `a/b -> ..` leaves the tree in two steps.
+ */
+export function staysInside(staging: string, rel: string, target: string, links: ReadonlyMap<string, string>): boolean {
+  const here = rel.split('/').slice(0, -1);
+  const todo = target.split('/');
+  if (target.startsWith('/')) return false;
+  for (let hops = 0; todo.length > 0; ) {
+    const part = todo.shift() as string;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (here.length === 0) return false;
+      here.pop();
+      continue;
+    }
+    here.push(part);
+    const at = here.join('/');
+    const next = links.get(at) ?? linkOnDisk(path.join(staging, at));
+    if (next === undefined) continue;
+    // Too many links on the way is a loop, or an attempt to hide one: not inside, as far as we can say.
+    if (++hops > 40 || next.startsWith('/')) return false;
+    here.pop();
+    todo.unshift(...next.split('/'));
+  }
+  return true;
+}
+
+function linkOnDisk(abs: string): string | undefined {
+  try {
+    return lstatSync(abs).isSymbolicLink() ? readlinkSync(abs) : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -1,9 +1,8 @@
 import type { Log } from '../shared/log.js';
 import { runGit } from '../transfer/git/run.js';
 import type { GitSource } from '../transfer/git/source.js';
-import { HostileArchiveError, type Unpacked, type UnpackLimits } from './entry-rules.js';
+import { HostileArchiveError, staysInside, type Unpacked, type UnpackLimits } from './entry-rules.js';
 import { createUnpacker } from './unpacker.js';
-import { staysInside } from './zip.js';
 
 export interface GitTree {
   source: GitSource;

@@ -1,12 +1,10 @@
 import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { lstatSync, readlinkSync } from 'node:fs';
-import path from 'node:path';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
-import { HostileArchiveError, StagingTree, type UnpackLimits, type Unpacked } from './entry-rules.js';
+import { HostileArchiveError, StagingTree, staysInside, type UnpackLimits, type Unpacked } from './entry-rules.js';
 import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry } from './writer/file.js';
 
 const S_IFMT = 0o170000;
@@ -65,43 +63,6 @@ export async function unzipInto(file: string, staging: string, limits: UnpackLim
   }
   await tree.complete(false);
   return tree.report(log, 'zip');
-}
-
-/**
- * Whether a symlink at `rel` to `target` resolves inside the tree, following, as the kernel would, every
- * link on the way: the archive's own (`links`) and those an earlier layer left. Normalising the text alone
- * is not enough: `a/c -> b/..` with `a/b -> ..` leaves the tree in two steps.
- */
-export function staysInside(staging: string, rel: string, target: string, links: ReadonlyMap<string, string>): boolean {
-  const here = rel.split('/').slice(0, -1);
-  const todo = target.split('/');
-  if (target.startsWith('/')) return false;
-  for (let hops = 0; todo.length > 0; ) {
-    const part = todo.shift() as string;
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (here.length === 0) return false;
-      here.pop();
-      continue;
-    }
-    here.push(part);
-    const at = here.join('/');
-    const next = links.get(at) ?? linkOnDisk(path.join(staging, at));
-    if (next === undefined) continue;
-    // Too many links on the way is a loop, or an attempt to hide one: not inside, as far as we can say.
-    if (++hops > 40 || next.startsWith('/')) return false;
-    here.pop();
-    todo.unshift(...next.split('/'));
-  }
-  return true;
-}
-
-function linkOnDisk(abs: string): string | undefined {
-  try {
-    return lstatSync(abs).isSymbolicLink() ? readlinkSync(abs) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
