@@ -42,7 +42,9 @@ const FIELDS = 11;
 
 export function packKept(files: readonly KeptFile[]): PackedKept {
   const nums = new Float64Array(files.length * FIELDS);
-  files.forEach((k, i) => put(nums, i * FIELDS, k));
+  files.forEach((k, i) => {
+    put(nums, i * FIELDS, k);
+  });
   return { rels: files.map((k) => k.rel), nums };
 }
 
@@ -83,7 +85,9 @@ export class KeptFiles {
   addPacked(p: PackedKept): void {
     this.room(p.rels.length);
     this.nums.set(p.nums, this.used * FIELDS);
-    p.rels.forEach((rel, i) => this.at.set(rel, this.used + i));
+    p.rels.forEach((rel, i) => {
+      this.at.set(rel, this.used + i);
+    });
     this.used += p.rels.length;
   }
 
