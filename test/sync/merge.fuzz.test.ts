@@ -96,6 +96,25 @@ function top(root: string): string {
   return `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${Math.round(st.mtimeMs / 1000)}`;
 }
 
+/**
+ * Runs real rsync from `rsyncSrc` into `theirs` and our merge into `ours`, then compares the two trees. Where
+ * rsync could not do it (a directory kept for its excluded entries where the archive has a file), neither
+ * may we.
+ */
+async function likeRsync(t: { rsyncSrc: string; theirs: string; ours: string; archive: Node; patterns: string[] }, merge: () => Promise<unknown>): Promise<void> {
+  const rsync = spawnSync('rsync', ['-a', '--delete', '--checksum', ...t.patterns.flatMap((p) => ['--exclude', p]), `${t.rsyncSrc}/`, `${t.theirs}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const merged = merge();
+  if (rsync.status !== 0) {
+    assert.equal(rsync.status, 23, rsync.stderr.toString());
+    await assert.rejects(merged, /excluded entries are kept there/);
+    return;
+  }
+  await merged;
+  const dirs = dirsOf(t.archive);
+  assert.deepEqual(describe(t.ours, dirs), describe(t.theirs, dirs));
+  assert.equal(top(t.ours), top(t.theirs));
+}
+
 test('merge: dest ends exactly as rsync -a --delete --checksum leaves it, excludes included', async (t) => {
   const dir = tempDir(t);
   const log = new Log('text', { write: () => true } as unknown as NodeJS.WritableStream);
@@ -111,19 +130,7 @@ test('merge: dest ends exactly as rsync -a --delete --checksum leaves it, exclud
         build(staged, archive);
         build(rsyncSrc, archive);
         mkdirSync(custody, { mode: 0o700 });
-        const rsync = spawnSync('rsync', ['-a', '--delete', '--checksum', ...patterns.flatMap((p) => ['--exclude', p]), `${rsyncSrc}/`, `${theirs}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
-        const merged = mergeInto(staged, ours, { rules: patterns.map(compileExclude), log, custody, keepOwners: ROOT });
-        if (rsync.status !== 0) {
-          // rsync could not do it (a directory kept for its excluded entries where the archive has a file):
-          // neither may we.
-          assert.equal(rsync.status, 23, rsync.stderr.toString());
-          await assert.rejects(merged, /excluded entries are kept there/);
-          return;
-        }
-        await merged;
-        const dirs = dirsOf(archive);
-        assert.deepEqual(describe(ours, dirs), describe(theirs, dirs));
-        assert.equal(top(ours), top(theirs));
+        await likeRsync({ rsyncSrc, theirs, ours, archive, patterns }, () => mergeInto(staged, ours, { rules: patterns.map(compileExclude), log, custody, keepOwners: ROOT }));
       } finally {
         rmSync(run, { recursive: true, force: true });
       }
@@ -183,17 +190,7 @@ test('merge after unpacking that compared with dest (files dest had byte for byt
         await unpacker.finish();
         const compared = comparedOf(reuse);
         keptInAll += compared.kept.size;
-        const rsync = spawnSync('rsync', ['-a', '--delete', '--checksum', ...patterns.flatMap((p) => ['--exclude', p]), `${rsyncSrc}/`, `${theirs}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
-        const merged = mergeInto(staged, ours, { rules: patterns.map(compileExclude), log, custody, keepOwners: ROOT, compared });
-        if (rsync.status !== 0) {
-          assert.equal(rsync.status, 23, rsync.stderr.toString());
-          await assert.rejects(merged, /excluded entries are kept there/);
-          return;
-        }
-        await merged;
-        const dirs = dirsOf(archive);
-        assert.deepEqual(describe(ours, dirs), describe(theirs, dirs));
-        assert.equal(top(ours), top(theirs));
+        await likeRsync({ rsyncSrc, theirs, ours, archive, patterns }, () => mergeInto(staged, ours, { rules: patterns.map(compileExclude), log, custody, keepOwners: ROOT, compared }));
       } finally {
         rmSync(run, { recursive: true, force: true });
       }
