@@ -187,3 +187,19 @@ test('rsync update: a kept file its owner (another user) rewrites and sets the m
   assert.equal(lstatSync(file).uid, 1001);
   assert.deepEqual(s.leftovers(), []);
 });
+
+test('rsync update: a root-owned kept file a pre command rewrites in place and gives its mtime back (cp -p, rsync --inplace, touch -r) is caught by its ctime, and replaced', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest, { recursive: true });
+  const file = path.join(s.dest, 'app.conf');
+  writeFileSync(file, 'listen 8080\n');
+  utimesSync(file, 1_600_000_000, 1_600_000_000);
+  // Same inode, same size, same mtime: only the ctime (and the bytes) say it changed after unpacking compared it.
+  const rewrite = `printf 'listen 6666\\n' | dd of=${file} conv=notrunc status=none && touch -d @1600000000 ${file}`;
+  s.manifest(`${s.archive(tar([{ path: 'app.conf', body: 'listen 8080\n', mtime: 1_700_000_000 }]))}commands:\n  pre:\n    - ${JSON.stringify(rewrite)}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(file, 'utf8'), 'listen 8080\n', "the archive's bytes");
+  assert.match(r.stderr, /app\.conf changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
+  assert.deepEqual(s.leftovers(), []);
+});
