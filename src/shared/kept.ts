@@ -133,6 +133,17 @@ export class KeptFiles {
   }
 }
 
+/** A file found equal while unpacking that dest no longer holds as it was compared (sync/kept.ts, unpack/reuse.ts). */
+export class StaleKeptError extends Error {
+  override name = 'StaleKeptError';
+  constructor(
+    readonly file: KeptFile,
+    dest: string,
+  ) {
+    super(`${dest}/${file.rel} changed after unpacking found it equal to the archive's (a pre command or the application wrote it)`);
+  }
+}
+
 /** What comparing with dest while unpacking found, for the merge. */
 export interface Compared {
   /** Files dest already had byte for byte: not staged. A path staging has after all is staging's. */

@@ -1,21 +1,11 @@
 import { lstatSync, type Stats } from 'node:fs';
-import path from 'node:path';
 import { isTrustedDir } from '../host/trust.js';
-import { type KeptFile, type KeptFiles, keepableInPlace } from '../shared/kept.js';
+import { type KeptFiles, keepableInPlace, StaleKeptError } from '../shared/kept.js';
 
 /** What the merge needs of a kept file as dest has it now, to give it the archive's attributes. */
 export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs'>;
 
-/** A file found equal while unpacking that dest no longer holds as it was compared. */
-export class StaleKeptError extends Error {
-  override name = 'StaleKeptError';
-  constructor(
-    readonly file: KeptFile,
-    dest: string,
-  ) {
-    super(`${path.join(dest, file.rel)} changed after unpacking found it equal to the archive's (a pre command or the application wrote it)`);
-  }
-}
+export { StaleKeptError };
 
 /**
  * Checks every file found equal while unpacking (shared/kept.ts) before the merge changes anything, and

@@ -1,7 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
-import { StretcherError } from '../shared/errors.js';
-import { type Compared, type KeptFile, KeptFiles } from '../shared/kept.js';
+import { type Compared, type KeptFile, KeptFiles, StaleKeptError } from '../shared/kept.js';
 import type { CounterpartPolicy } from './writer/counterpart.js';
 import { completeEntryFile, createEntryFile, writeChunks } from './writer/file.js';
 
@@ -33,11 +32,12 @@ export function comparedOf(reuse: Reuse): Compared {
 
 /**
  * A hard link of the archive points to a file dest already had (so it was never staged): the file is
- * staged after all, from dest's bytes, which must still be the ones compared.
+ * staged after all, from dest's bytes, which must still be the ones compared (else StaleKeptError).
  */
 export function materialize(k: KeptFile, staging: string, policy: CounterpartPolicy): void {
   const from = openSync(path.join(policy.root, k.rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  const changed = () => new StretcherError('UNPACK_FAILED', `cannot unpack ${JSON.stringify(k.rel)}: dest's copy, found equal to the archive's, changed while unpacking; deploy again`);
+  // The deploy unpacks again in full (deploy.ts stage()), as when the merge finds a kept file changed.
+  const changed = () => new StaleKeptError(k, policy.root);
   try {
     if (!sameInode(k, from)) throw changed();
     const fd = createEntryFile({ rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode });

@@ -3,6 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestServer } from '../helpers/http.js';
 import { Scenario } from '../helpers/scenario.js';
 import { sha1, type TarEntry, tar } from '../helpers/tar.js';
 
@@ -201,5 +203,34 @@ test('rsync update: a root-owned kept file a pre command rewrites in place and g
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readFileSync(file, 'utf8'), 'listen 8080\n', "the archive's bytes");
   assert.match(r.stderr, /app\.conf changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: a kept file a hard link of the archive points to, rewritten by the application while the archive downloads, makes the deploy unpack again, not fail', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest, { recursive: true });
+  const file = path.join(s.dest, 'a.txt');
+  writeFileSync(file, 'shared body\n');
+  const archive = tar([
+    { path: 'a.txt', body: 'shared body\n', mtime: 1_700_000_000 },
+    { path: 'pad.txt', body: Buffer.alloc(4096, 'p'), mtime: 1_700_000_000 },
+    { path: 'b.txt', type: 'hardlink', linkpath: 'a.txt' },
+  ]);
+  const cut = 1024 + 512;
+  const http = await TestServer.start(t);
+  http.route('/app.tar', async (_req, res) => {
+    res.writeHead(200, { 'content-length': archive.length });
+    res.write(archive.subarray(0, cut));
+    await sleep(700);
+    // The application rewrites it in place while the rest of the archive is still on its way.
+    writeFileSync(file, 'SHARED BODY\n');
+    res.end(archive.subarray(cut));
+  });
+  s.manifest(`src: ${http.url('/app.tar')}\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(file, 'utf8'), 'shared body\n');
+  assert.equal(lstatSync(file).ino, lstatSync(path.join(s.dest, 'b.txt')).ino);
+  assert.match(r.stderr, /a\.txt changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
   assert.deepEqual(s.leftovers(), []);
 });
