@@ -3,7 +3,7 @@ import { isTrustedDir } from '../host/trust.js';
 import { type KeptFiles, keepableInPlace, StaleKeptError } from '../shared/kept.js';
 
 /** What the merge needs of a kept file as dest has it now, to give it the archive's attributes. */
-export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs'>;
+export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs' | 'nlink'>;
 
 export { StaleKeptError };
 
@@ -37,7 +37,7 @@ export function verifyKept(kept: KeptFiles, dest: string): Map<string, Current> 
     // the mtime back after a rewrite in place; only the ctime says the file was not touched.
     if (!st?.isFile() || st.dev !== k.dev || st.ino !== k.ino || st.size !== k.size || st.mtimeMs !== k.mtimeMs || st.ctimeMs !== k.ctimeMs) throw new StaleKeptError(k, dest);
     if (!keepableInPlace(k, st, keepOwners, euid)) throw new StaleKeptError(k, dest);
-    current.set(k.rel, { uid: st.uid, gid: st.gid, mode: st.mode, mtimeMs: st.mtimeMs });
+    current.set(k.rel, { uid: st.uid, gid: st.gid, mode: st.mode, mtimeMs: st.mtimeMs, nlink: st.nlink });
   }
   return current;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -232,5 +232,37 @@ test('rsync update: a kept file a hard link of the archive points to, rewritten 
   assert.equal(readFileSync(file, 'utf8'), 'shared body\n');
   assert.equal(lstatSync(file).ino, lstatSync(path.join(s.dest, 'b.txt')).ino);
   assert.match(r.stderr, /a\.txt changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: two kept names of one inode in dest end with the mtime real rsync leaves (the last one applied), not a stale one', async (t) => {
+  const s = new Scenario(t);
+  // dest's a.txt and b.txt are one inode (an earlier archive's hard link); this archive has them as two
+  // equal files, b.txt with the mtime the inode already has.
+  const prep = (d: string): void => {
+    mkdirSync(d, { recursive: true });
+    writeFileSync(path.join(d, 'a.txt'), 'same\n');
+    linkSync(path.join(d, 'a.txt'), path.join(d, 'b.txt'));
+    utimesSync(path.join(d, 'a.txt'), 1_600_000_000, 1_600_000_000);
+  };
+  prep(s.dest);
+  const entries = [
+    { path: 'a.txt', body: 'same\n', mtime: 1_700_000_000 },
+    { path: 'b.txt', body: 'same\n', mtime: 1_600_000_000 },
+  ];
+  s.manifest(s.archive(tar(entries)));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /unpacking: 2 files were already in dest byte for byte/);
+  const ref = path.join(s.root, 'ref');
+  const staged = path.join(s.root, 'staged');
+  prep(ref);
+  mkdirSync(staged);
+  for (const e of entries) {
+    writeFileSync(path.join(staged, e.path), e.body);
+    utimesSync(path.join(staged, e.path), e.mtime, e.mtime);
+  }
+  execFileSync('rsync', ['-a', '--delete', '--checksum', `${staged}/`, `${ref}/`]);
+  for (const name of ['a.txt', 'b.txt']) assert.equal(lstatSync(path.join(s.dest, name)).mtimeMs, lstatSync(path.join(ref, name)).mtimeMs, name);
   assert.deepEqual(s.leftovers(), []);
 });
