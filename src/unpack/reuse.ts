@@ -35,9 +35,15 @@ export function comparedOf(reuse: Reuse): Compared {
  * staged after all, from dest's bytes, which must still be the ones compared (else StaleKeptError).
  */
 export function materialize(k: KeptFile, staging: string, policy: CounterpartPolicy): void {
-  const from = openSync(path.join(policy.root, k.rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   // The deploy unpacks again in full (deploy.ts stage()), as when the merge finds a kept file changed.
   const changed = () => new StaleKeptError(k, policy.root);
+  let from: number;
+  try {
+    from = openSync(path.join(policy.root, k.rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    // Gone, or leased since it was compared (EWOULDBLOCK: its owner's lease, which O_NONBLOCK does not wait for).
+    throw changed();
+  }
   try {
     if (!sameInode(k, from)) throw changed();
     const fd = createEntryFile({ rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode });

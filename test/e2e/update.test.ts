@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -264,5 +264,54 @@ test('rsync update: two kept names of one inode in dest end with the mtime real 
   }
   execFileSync('rsync', ['-a', '--delete', '--checksum', `${staged}/`, `${ref}/`]);
   for (const name of ['a.txt', 'b.txt']) assert.equal(lstatSync(path.join(s.dest, name)).mtimeMs, lstatSync(path.join(ref, name)).mtimeMs, name);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: a kept file a hard link of the archive points to, leased by its owner (another user) while the archive downloads, makes the deploy unpack again, not fail', {
+  skip: !ROOT && 'needs root',
+}, async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest, { recursive: true });
+  chmodSync(s.root, 0o755);
+  const file = path.join(s.dest, 'a.txt');
+  writeFileSync(file, 'shared body\n');
+  chownSync(file, 1001, 1001);
+  const archive = tar([
+    { path: 'a.txt', body: 'shared body\n', mtime: 1_700_000_000, uid: 1001, gid: 1001 },
+    { path: 'pad.txt', body: Buffer.alloc(4096, 'p'), mtime: 1_700_000_000 },
+    { path: 'b.txt', type: 'hardlink', linkpath: 'a.txt', uid: 1001, gid: 1001 },
+  ]);
+  const cut = 1024 + 512;
+  const http = await TestServer.start(t);
+  let holder: ReturnType<typeof spawn> | undefined;
+  http.route('/app.tar', async (_req, res, hit) => {
+    res.writeHead(200, { 'content-length': archive.length });
+    res.write(archive.subarray(0, cut));
+    await sleep(700);
+    if (hit === 1) {
+      // Its owner takes a write lease: opening it with O_NONBLOCK now fails (EWOULDBLOCK) instead of waiting.
+      holder = spawn(
+        'setpriv',
+        [
+          '--reuid=1001',
+          '--regid=1001',
+          '--clear-groups',
+          '/usr/bin/python3',
+          '-c',
+          `import fcntl,os,time,sys\nfd=os.open(${JSON.stringify(file)}, os.O_RDWR)\nfcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)\nprint('leased', flush=True)\ntime.sleep(20)`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      await new Promise((r) => holder?.stdout?.once('data', r));
+    }
+    res.end(archive.subarray(cut));
+  });
+  t.after(() => holder?.kill());
+  s.manifest(`src: ${http.url('/app.tar')}\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`, { timeoutMs: 30000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(file, 'utf8'), 'shared body\n');
+  assert.equal(readFileSync(path.join(s.dest, 'b.txt'), 'utf8'), 'shared body\n');
+  assert.match(r.stderr, /a\.txt changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
   assert.deepEqual(s.leftovers(), []);
 });
