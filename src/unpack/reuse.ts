@@ -37,6 +37,7 @@ export function comparedOf(reuse: Reuse): Compared {
 export function materialize(k: KeptFile, staging: string, policy: CounterpartPolicy): void {
   // The deploy unpacks again in full (deploy.ts stage()), as when the merge finds a kept file changed.
   const changed = () => new StaleKeptError(k, policy.root);
+  if (k.changed) throw changed();
   let from: number;
   try {
     from = openSync(path.join(policy.root, k.rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -50,9 +51,13 @@ export function materialize(k: KeptFile, staging: string, policy: CounterpartPol
     const entry = { rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode, mtime: k.mtime, atime: k.atime, ...(policy.keepOwners ? { owner: { uid: k.uid, gid: k.gid } } : {}) };
     const buf = Buffer.allocUnsafe(256 * 1024);
     try {
-      for (let pos = 0, got = 1; got > 0; pos += got) {
-        got = readSync(from, buf, 0, buf.length, pos);
+      // No further than the size compared: a file its owner extends meanwhile (truncate -s 1T, sparse) is
+      // not copied into staging to its new end, only found changed below.
+      for (let pos = 0; pos < k.size; ) {
+        const got = readSync(from, buf, 0, Math.min(buf.length, k.size - pos), pos);
+        if (got === 0) break;
         writeChunks(fd, [buf.subarray(0, got)]);
+        pos += got;
       }
     } finally {
       completeEntryFile(fd, entry);
