@@ -238,7 +238,13 @@ class DeployRun {
     // caches are released once unpacked, and unpacking again must stay possible), nor with exclude_from (the
     // sync reads that file from staging).
     const reuse = this.strategy?.reusesDest && excludeFrom === undefined && !archives.some((a) => a.kind === 'git');
-    await this.unpack(reuse ? dest : undefined);
+    try {
+      await this.unpack(reuse ? dest : undefined);
+    } catch (err) {
+      if (!(reuse && err instanceof StaleKeptError)) throw err;
+      // A hard link's target, found equal in dest and so never staged, changed before it could be staged.
+      await this.unpackAgain(err);
+    }
   }
 
   private async unpack(reuseDest: string | undefined): Promise<void> {
@@ -280,12 +286,17 @@ class DeployRun {
     } catch (err) {
       if (!(err instanceof StaleKeptError)) throw err;
       // A file unpacking found equal, and so never staged, changed since; nothing at dest has changed yet.
-      this.log.warn(`${err.message}: unpacking the archive again, in full`);
-      await removeTree(this.staging as string);
-      this.staging = undefined;
-      await this.unpack(undefined);
+      await this.unpackAgain(err);
       await this.syncStaged();
     }
+  }
+
+  private async unpackAgain(err: StaleKeptError): Promise<void> {
+    this.log.warn(`${err.message}: unpacking the archive again, in full`);
+    if (this.staging !== undefined) await removeTree(this.staging);
+    this.staging = undefined;
+    this.compared = undefined;
+    await this.unpack(undefined);
   }
 
   private async syncStaged(): Promise<void> {

@@ -5,7 +5,7 @@
  * it would have done with a staged copy of equal content (sync/merge.ts), so nothing is written twice.
  *
  * dest's file is named by identity: the merge relies on the comparison only while that inode still has the
- * size and mtime it had then, and the ctime too when another user owns it (sync/kept.ts); otherwise the
+ * size, mtime and ctime it had then (sync/kept.ts); otherwise the
  * archive is unpacked again in full.
  */
 export interface KeptFile {
@@ -23,7 +23,7 @@ export interface KeptFile {
   ino: number;
   size: number;
   mtimeMs: number;
-  /** Relied on too when another user owns the file: an owner can set its mtime back, not its ctime. */
+  /** Relied on too: a rewrite in place can set the mtime back (utimes, cp -p), not the ctime. */
   ctimeMs: number;
   /**
    * dest's file changed while it was being compared (an application writing it): its bytes cannot stand in
@@ -134,6 +134,17 @@ export class KeptFiles {
 
   *values(): IterableIterator<KeptFile> {
     for (const [rel, i] of this.at) yield this.record(rel, i);
+  }
+}
+
+/** A file found equal while unpacking that dest no longer holds as it was compared (sync/kept.ts, unpack/reuse.ts). */
+export class StaleKeptError extends Error {
+  override name = 'StaleKeptError';
+  constructor(
+    readonly file: KeptFile,
+    dest: string,
+  ) {
+    super(`${dest}/${file.rel} changed after unpacking found it equal to the archive's (a pre command or the application wrote it)`);
   }
 }
 

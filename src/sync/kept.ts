@@ -1,27 +1,17 @@
 import { lstatSync, type Stats } from 'node:fs';
-import path from 'node:path';
 import { isTrustedDir } from '../host/trust.js';
-import { type KeptFile, type KeptFiles, keepableInPlace } from '../shared/kept.js';
+import { type KeptFiles, keepableInPlace, StaleKeptError } from '../shared/kept.js';
 
 /** What the merge needs of a kept file as dest has it now, to give it the archive's attributes. */
-export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs'>;
+export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs' | 'nlink'>;
 
-/** A file found equal while unpacking that dest no longer holds as it was compared. */
-export class StaleKeptError extends Error {
-  override name = 'StaleKeptError';
-  constructor(
-    readonly file: KeptFile,
-    dest: string,
-  ) {
-    super(`${path.join(dest, file.rel)} changed after unpacking found it equal to the archive's (a pre command or the application wrote it)`);
-  }
-}
+export { StaleKeptError };
 
 /**
  * Checks every file found equal while unpacking (shared/kept.ts) before the merge changes anything, and
  * returns them as dest has them now. StaleKeptError for the first that dest no longer holds as it was
- * compared: not the same inode, size or mtime any more (nor ctime, for a file another
- * user owns: they could set its mtime back), no longer one the merge may keep
+ * compared: not the same inode, size, mtime or ctime any more (a rewrite can set the mtime
+ * back, never the ctime; so a pre command's chmod or chown unpacks again too), no longer one the merge may keep
  * in place (its owner or mode changed, by a pre command say), or in a directory another user can now change
  * (the merge replaces those whole, from staging, where the file is not). The deploy then unpacks again.
  */
@@ -43,11 +33,11 @@ export function verifyKept(kept: KeptFiles, dest: string): Map<string, Current> 
   for (const k of kept.values()) {
     if (k.changed || !trusted(parentOf(k.rel))) throw new StaleKeptError(k, dest);
     const st = lstatSync(`${dest}/${k.rel}`, { throwIfNoEntry: false });
-    if (!st?.isFile() || st.dev !== k.dev || st.ino !== k.ino || st.size !== k.size || st.mtimeMs !== k.mtimeMs) throw new StaleKeptError(k, dest);
-    // Its owner could have written it and set the mtime back: only the ctime says it was not touched.
-    if (st.uid !== 0 && st.uid !== euid && st.ctimeMs !== k.ctimeMs) throw new StaleKeptError(k, dest);
+    // Its ctime too, whoever owns it: an owner's utimes, and root's cp -p, rsync --inplace or touch -r, put
+    // the mtime back after a rewrite in place; only the ctime says the file was not touched.
+    if (!st?.isFile() || st.dev !== k.dev || st.ino !== k.ino || st.size !== k.size || st.mtimeMs !== k.mtimeMs || st.ctimeMs !== k.ctimeMs) throw new StaleKeptError(k, dest);
     if (!keepableInPlace(k, st, keepOwners, euid)) throw new StaleKeptError(k, dest);
-    current.set(k.rel, { uid: st.uid, gid: st.gid, mode: st.mode, mtimeMs: st.mtimeMs });
+    current.set(k.rel, { uid: st.uid, gid: st.gid, mode: st.mode, mtimeMs: st.mtimeMs, nlink: st.nlink });
   }
   return current;
 }

@@ -181,12 +181,14 @@ class Merger {
 
   /**
    * dest's file that unpacking found equal to the archive's: it stays, with the archive's attributes. As
-   * verifyKept() found it a moment ago, so it is not looked at again.
+   * verifyKept() found it a moment ago, so it is not looked at again; unless it has other names, which this
+   * merge may have given other times already (two kept names of one inode: the last one's, as rsync).
    */
   private keep(to: string, rel: string): void {
     const k = this.opts.compared?.kept.get(rel) as KeptFile;
     const attributes = { mode: k.mode, uid: k.uid, gid: k.gid, atime: new Date(k.atime * 1000), mtime: new Date(k.mtime * 1000) };
-    this.apply(to, attributes, false, this.current.get(k.rel));
+    const known = this.current.get(k.rel);
+    this.apply(to, attributes, false, known && known.nlink === 1 ? known : undefined);
     this.counts.unchanged++;
     this.counts.comparedEarlier++;
   }

@@ -1,7 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
-import { StretcherError } from '../shared/errors.js';
-import { type Compared, type KeptFile, KeptFiles } from '../shared/kept.js';
+import { type Compared, type KeptFile, KeptFiles, StaleKeptError } from '../shared/kept.js';
 import type { CounterpartPolicy } from './writer/counterpart.js';
 import { completeEntryFile, createEntryFile, writeChunks } from './writer/file.js';
 
@@ -33,20 +32,32 @@ export function comparedOf(reuse: Reuse): Compared {
 
 /**
  * A hard link of the archive points to a file dest already had (so it was never staged): the file is
- * staged after all, from dest's bytes, which must still be the ones compared.
+ * staged after all, from dest's bytes, which must still be the ones compared (else StaleKeptError).
  */
 export function materialize(k: KeptFile, staging: string, policy: CounterpartPolicy): void {
-  const from = openSync(path.join(policy.root, k.rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  const changed = () => new StretcherError('UNPACK_FAILED', `cannot unpack ${JSON.stringify(k.rel)}: dest's copy, found equal to the archive's, changed while unpacking; deploy again`);
+  // The deploy unpacks again in full (deploy.ts stage()), as when the merge finds a kept file changed.
+  const changed = () => new StaleKeptError(k, policy.root);
+  if (k.changed) throw changed();
+  let from: number;
+  try {
+    from = openSync(path.join(policy.root, k.rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    // Gone, or leased since it was compared (EWOULDBLOCK: its owner's lease, which O_NONBLOCK does not wait for).
+    throw changed();
+  }
   try {
     if (!sameInode(k, from)) throw changed();
     const fd = createEntryFile({ rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode });
     const entry = { rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode, mtime: k.mtime, atime: k.atime, ...(policy.keepOwners ? { owner: { uid: k.uid, gid: k.gid } } : {}) };
     const buf = Buffer.allocUnsafe(256 * 1024);
     try {
-      for (let pos = 0, got = 1; got > 0; pos += got) {
-        got = readSync(from, buf, 0, buf.length, pos);
+      // No further than the size compared: a file its owner extends meanwhile (truncate -s 1T, sparse) is
+      // not copied into staging to its new end, only found changed below.
+      for (let pos = 0; pos < k.size; ) {
+        const got = readSync(from, buf, 0, Math.min(buf.length, k.size - pos), pos);
+        if (got === 0) break;
         writeChunks(fd, [buf.subarray(0, got)]);
+        pos += got;
       }
     } finally {
       completeEntryFile(fd, entry);

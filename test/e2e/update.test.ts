@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestServer } from '../helpers/http.js';
 import { Scenario } from '../helpers/scenario.js';
 import { sha1, type TarEntry, tar } from '../helpers/tar.js';
 
@@ -185,5 +187,131 @@ test('rsync update: a kept file its owner (another user) rewrites and sets the m
   assert.match(r.stderr, /app\.conf changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
   assert.equal(readFileSync(file, 'utf8'), 'listen 8080\n');
   assert.equal(lstatSync(file).uid, 1001);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: a root-owned kept file a pre command rewrites in place and gives its mtime back (cp -p, rsync --inplace, touch -r) is caught by its ctime, and replaced', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest, { recursive: true });
+  const file = path.join(s.dest, 'app.conf');
+  writeFileSync(file, 'listen 8080\n');
+  utimesSync(file, 1_600_000_000, 1_600_000_000);
+  // Same inode, same size, same mtime: only the ctime (and the bytes) say it changed after unpacking compared it.
+  const rewrite = `printf 'listen 6666\\n' | dd of=${file} conv=notrunc status=none && touch -d @1600000000 ${file}`;
+  s.manifest(`${s.archive(tar([{ path: 'app.conf', body: 'listen 8080\n', mtime: 1_700_000_000 }]))}commands:\n  pre:\n    - ${JSON.stringify(rewrite)}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(file, 'utf8'), 'listen 8080\n', "the archive's bytes");
+  assert.match(r.stderr, /app\.conf changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: a kept file a hard link of the archive points to, rewritten by the application while the archive downloads, makes the deploy unpack again, not fail', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest, { recursive: true });
+  const file = path.join(s.dest, 'a.txt');
+  writeFileSync(file, 'shared body\n');
+  const archive = tar([
+    { path: 'a.txt', body: 'shared body\n', mtime: 1_700_000_000 },
+    { path: 'pad.txt', body: Buffer.alloc(4096, 'p'), mtime: 1_700_000_000 },
+    { path: 'b.txt', type: 'hardlink', linkpath: 'a.txt' },
+  ]);
+  const cut = 1024 + 512;
+  const http = await TestServer.start(t);
+  http.route('/app.tar', async (_req, res) => {
+    res.writeHead(200, { 'content-length': archive.length });
+    res.write(archive.subarray(0, cut));
+    await sleep(700);
+    // The application rewrites it in place while the rest of the archive is still on its way.
+    writeFileSync(file, 'SHARED BODY\n');
+    res.end(archive.subarray(cut));
+  });
+  s.manifest(`src: ${http.url('/app.tar')}\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(file, 'utf8'), 'shared body\n');
+  assert.equal(lstatSync(file).ino, lstatSync(path.join(s.dest, 'b.txt')).ino);
+  assert.match(r.stderr, /a\.txt changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: two kept names of one inode in dest end with the mtime real rsync leaves (the last one applied), not a stale one', async (t) => {
+  const s = new Scenario(t);
+  // dest's a.txt and b.txt are one inode (an earlier archive's hard link); this archive has them as two
+  // equal files, b.txt with the mtime the inode already has.
+  const prep = (d: string): void => {
+    mkdirSync(d, { recursive: true });
+    writeFileSync(path.join(d, 'a.txt'), 'same\n');
+    linkSync(path.join(d, 'a.txt'), path.join(d, 'b.txt'));
+    utimesSync(path.join(d, 'a.txt'), 1_600_000_000, 1_600_000_000);
+  };
+  prep(s.dest);
+  const entries = [
+    { path: 'a.txt', body: 'same\n', mtime: 1_700_000_000 },
+    { path: 'b.txt', body: 'same\n', mtime: 1_600_000_000 },
+  ];
+  s.manifest(s.archive(tar(entries)));
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /unpacking: 2 files were already in dest byte for byte/);
+  const ref = path.join(s.root, 'ref');
+  const staged = path.join(s.root, 'staged');
+  prep(ref);
+  mkdirSync(staged);
+  for (const e of entries) {
+    writeFileSync(path.join(staged, e.path), e.body);
+    utimesSync(path.join(staged, e.path), e.mtime, e.mtime);
+  }
+  execFileSync('rsync', ['-a', '--delete', '--checksum', `${staged}/`, `${ref}/`]);
+  for (const name of ['a.txt', 'b.txt']) assert.equal(lstatSync(path.join(s.dest, name)).mtimeMs, lstatSync(path.join(ref, name)).mtimeMs, name);
+  assert.deepEqual(s.leftovers(), []);
+});
+
+test('rsync update: a kept file a hard link of the archive points to, leased by its owner (another user) while the archive downloads, makes the deploy unpack again, not fail', {
+  skip: !ROOT && 'needs root',
+}, async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest, { recursive: true });
+  chmodSync(s.root, 0o755);
+  const file = path.join(s.dest, 'a.txt');
+  writeFileSync(file, 'shared body\n');
+  chownSync(file, 1001, 1001);
+  const archive = tar([
+    { path: 'a.txt', body: 'shared body\n', mtime: 1_700_000_000, uid: 1001, gid: 1001 },
+    { path: 'pad.txt', body: Buffer.alloc(4096, 'p'), mtime: 1_700_000_000 },
+    { path: 'b.txt', type: 'hardlink', linkpath: 'a.txt', uid: 1001, gid: 1001 },
+  ]);
+  const cut = 1024 + 512;
+  const http = await TestServer.start(t);
+  let holder: ReturnType<typeof spawn> | undefined;
+  http.route('/app.tar', async (_req, res, hit) => {
+    res.writeHead(200, { 'content-length': archive.length });
+    res.write(archive.subarray(0, cut));
+    await sleep(700);
+    if (hit === 1) {
+      // Its owner takes a write lease: opening it with O_NONBLOCK now fails (EWOULDBLOCK) instead of waiting.
+      holder = spawn(
+        'setpriv',
+        [
+          '--reuid=1001',
+          '--regid=1001',
+          '--clear-groups',
+          '/usr/bin/python3',
+          '-c',
+          `import fcntl,os,time,sys\nfd=os.open(${JSON.stringify(file)}, os.O_RDWR)\nfcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)\nprint('leased', flush=True)\ntime.sleep(20)`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      await new Promise((r) => holder?.stdout?.once('data', r));
+    }
+    res.end(archive.subarray(cut));
+  });
+  t.after(() => holder?.kill());
+  s.manifest(`src: ${http.url('/app.tar')}\nchecksum: ${sha1(archive)}\ndest: ${s.dest}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`, { timeoutMs: 30000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(file, 'utf8'), 'shared body\n');
+  assert.equal(readFileSync(path.join(s.dest, 'b.txt'), 'utf8'), 'shared body\n');
+  assert.match(r.stderr, /a\.txt changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
   assert.deepEqual(s.leftovers(), []);
 });
