@@ -1,6 +1,7 @@
 import { lstatSync, type Stats } from 'node:fs';
 import { isTrustedDir } from '../host/trust.js';
 import { type KeptFiles, keepableInPlace, StaleKeptError } from '../shared/kept.js';
+import { Scavenger } from '../shared/scavenger.js';
 
 /** What the merge needs of a kept file as dest has it now, to give it the archive's attributes. */
 export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs' | 'nlink'>;
@@ -30,7 +31,11 @@ export function verifyKept(kept: KeptFiles, dest: string): Map<string, Current> 
     return known;
   };
   const current = new Map<string, Current>();
+  // A file's fs.Stats is garbage at once; left to V8, the young generation grew to hold thousands of them
+  // and raised the update's peak RSS, which came here, after the download's buffers were gone.
+  const scavenger = Scavenger.perFile();
   for (const k of kept.values()) {
+    scavenger.discarded(1);
     if (k.changed || !trusted(parentOf(k.rel))) throw new StaleKeptError(k, dest);
     const st = lstatSync(`${dest}/${k.rel}`, { throwIfNoEntry: false });
     // Its ctime too, whoever owns it: an owner's utimes, and root's cp -p, rsync --inplace or touch -r, put

@@ -22,6 +22,7 @@ import { removeTree } from '../host/remove-tree.js';
 import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
 import { type Compared, type KeptFile, keepableInPlace } from '../shared/kept.js';
 import type { Log } from '../shared/log.js';
+import { Scavenger } from '../shared/scavenger.js';
 import { Carrier, Custody, conflict } from './carry.js';
 import { writable } from './writable.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
@@ -102,6 +103,8 @@ class Merger {
   /** The kept files (their paths) by the directory they are in, and every directory with one below it. */
   private readonly keptIn = new Map<string, string[]>();
   private readonly keptBelow = new Set<string>();
+  /** Each entry's Stats and Dirents are garbage at once (kept.ts: verifyKept). */
+  private readonly scavenger = Scavenger.perFile();
 
   constructor(
     private readonly opts: MergeOptions,
@@ -135,6 +138,7 @@ class Merger {
   async mergeDir(s: string, d: string, rel: string, ignore?: ReadonlySet<string>): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     writable(s);
+    this.scavenger.discarded(this.keptIn.get(rel)?.length ?? 0);
     writable(d);
     // What the archive has but excludes is not sent: for dest, as if the archive did not have it.
     const staged = new Map(

@@ -8,7 +8,7 @@ import type { UnpackLimits, Unpacked } from './entry-rules.js';
 import { detectFormat, type ArchiveFormat } from './format.js';
 import { InflateInput } from './inflate-input.js';
 import type { Reuse } from './reuse.js';
-import { Scavenger } from './scavenger.js';
+import { Scavenger } from '../shared/scavenger.js';
 import { TarUnpacker } from './tar/unpacker.js';
 
 export type { UnpackLimits, Unpacked };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runInNewContext } from 'node:vm';
-import { Scavenger } from '../../src/unpack/scavenger.js';
+import { Scavenger } from '../../src/shared/scavenger.js';
 
 const MiB = 1 << 20;
 

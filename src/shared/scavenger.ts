@@ -40,12 +40,18 @@ function collector(): Collect | null {
 export class Scavenger {
   private since = 0;
 
-  constructor(private readonly everyBytes = 4 << 20) {}
+  /** `every`: bytes of buffers, or (perFile) a number of files' worth of fs.Stats and Dirents. */
+  constructor(private readonly every = 4 << 20) {}
 
-  /** `bytes` more of buffers are done with. */
-  discarded(bytes: number): void {
-    this.since += bytes;
-    if (this.since < this.everyBytes) return;
+  /** A scavenge every this many files looked at: their Stats objects are garbage at once. */
+  static perFile(): Scavenger {
+    return new Scavenger(1000);
+  }
+
+  /** `amount` more of garbage (bytes, or files with perFile). */
+  discarded(amount: number): void {
+    this.since += amount;
+    if (this.since < this.every) return;
     this.since = 0;
     collector()?.({ type: 'minor' });
   }
