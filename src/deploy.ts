@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { hookEnv, type PreviousDeploy } from './hooks/env.js';
@@ -236,8 +236,8 @@ class DeployRun {
     this.workDir = await mkdtemp(path.join(tmpdir(), workDirPrefix()));
     // Files dest already has are compared, not written, where the sync keeps them: not with git sources (their
     // caches are released once unpacked, and unpacking again must stay possible), nor with exclude_from (the
-    // sync reads that file from staging).
-    const reuse = this.strategy?.reusesDest && excludeFrom === undefined && !archives.some((a) => a.kind === 'git');
+    // sync reads that file from staging), nor into an absent or empty dest (nothing to compare with).
+    const reuse = this.strategy?.reusesDest && excludeFrom === undefined && !archives.some((a) => a.kind === 'git') && (await readdir(dest).catch(() => [])).length > 0;
     try {
       await this.unpack(reuse ? dest : undefined);
     } catch (err) {
