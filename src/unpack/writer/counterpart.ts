@@ -106,10 +106,11 @@ export class Counterparts {
       const st = lstatSync(abs, { throwIfNoEntry: false });
       if (!st?.isFile() || st.size !== want.size) return undefined;
       if (!keepableInPlace({ uid: want.uid, gid: want.gid, mode: entry.mode }, st, this.policy.keepOwners, this.policy.euid)) return undefined;
+      if (racilyClean(st.ctimeMs, Date.now())) return undefined;
       if (want.size === 0) return new Comparison(undefined, st, 0);
       fd = openSync(abs, READ);
       const opened = fstatSync(fd);
-      if (!opened.isFile() || opened.ino !== st.ino || opened.dev !== st.dev) {
+      if (!opened.isFile() || opened.ino !== st.ino || opened.dev !== st.dev || opened.ctimeMs !== st.ctimeMs) {
         closeSync(fd);
         return undefined;
       }
@@ -134,6 +135,18 @@ export class Counterparts {
     this.dirs.set(rel, trusted);
     return trusted;
   }
+}
+
+/**
+ * Whether a file last changed at `ctimeMs` may change again, unseen, after a comparison at `now` ("racily
+ * clean", as git says of its index): a write within the same timestamp tick leaves mtime and ctime as they
+ * were. Such a file is staged, not compared. A tick is up to 2 s where the filesystem keeps whole seconds
+ * (ext4 with 128-byte inodes, FAT: every ctime a whole second), a few ms where it keeps nanoseconds (the
+ * kernel's coarse clock); a ctime in the future is never trusted.
+ */
+export function racilyClean(ctimeMs: number, now: number): boolean {
+  const tick = ctimeMs % 1000 === 0 ? 2000 : 20;
+  return now - ctimeMs < tick;
 }
 
 /**

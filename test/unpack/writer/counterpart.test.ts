@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Counterparts, StagedFile } from '../../../src/unpack/writer/counterpart.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Counterparts, racilyClean, StagedFile } from '../../../src/unpack/writer/counterpart.js';
 import type { FileEntry } from '../../../src/unpack/writer/file.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -24,10 +25,14 @@ function entry(staging: string, rel: string, size: number, mode = 0o644): FileEn
   return { rel, abs: path.join(staging, rel), mode, mtime: 1_700_000_000, atime: 1_700_000_000, compare: { size, uid: euid, gid: process.getegid?.() ?? 0, replacing: false } };
 }
 
-test('a file whose bytes differ after an equal start is staged whole: the equal start copied from dest, the rest from the archive', (t) => {
+/** Past the tick in which a file just written could change again unseen (racilyClean). */
+const settle = () => sleep(50);
+
+test('a file whose bytes differ after an equal start is staged whole: the equal start copied from dest, the rest from the archive', async (t) => {
   const { dest, staging, counterparts } = setUp(t);
   const old = Buffer.alloc(2 * half, 'a');
   writeFileSync(path.join(dest, 'f'), old);
+  await settle();
   const archive = Buffer.concat([Buffer.alloc(half, 'a'), Buffer.alloc(half, 'b')]);
   const file = new StagedFile(entry(staging, 'f', archive.length), counterparts);
   file.write(archive.subarray(0, half));
@@ -37,9 +42,10 @@ test('a file whose bytes differ after an equal start is staged whole: the equal 
   assert.ok(readFileSync(path.join(staging, 'f')).equals(archive));
 });
 
-test('a file equal to the end is not staged: it is reported kept, with the identity of dest inode', (t) => {
+test('a file equal to the end is not staged: it is reported kept, with the identity of dest inode', async (t) => {
   const { dest, staging, counterparts } = setUp(t);
   writeFileSync(path.join(dest, 'f'), 'same bytes');
+  await settle();
   const file = new StagedFile(entry(staging, 'f', 10), counterparts);
   file.write(Buffer.from('same '));
   file.write(Buffer.from('bytes'));
@@ -50,9 +56,10 @@ test('a file equal to the end is not staged: it is reported kept, with the ident
   assert.equal(existsSync(path.join(staging, 'f')), false);
 });
 
-test('dest file changing while it is compared: nothing is staged from it, and it is reported changed', (t) => {
+test('dest file changing while it is compared: nothing is staged from it, and it is reported changed', async (t) => {
   const { dest, staging, counterparts } = setUp(t);
   writeFileSync(path.join(dest, 'f'), Buffer.alloc(2 * half, 'a'));
+  await settle();
   const file = new StagedFile(entry(staging, 'f', 2 * half), counterparts);
   file.write(Buffer.alloc(half, 'a'));
   // The application writes the file in place between two pieces of the archive's.
@@ -63,7 +70,7 @@ test('dest file changing while it is compared: nothing is staged from it, and it
   assert.equal(existsSync(path.join(staging, 'f')), false);
 });
 
-test('dest files the merge could not keep in place are never compared: another size, other names, a directory another user can write', (t) => {
+test('dest files the merge could not keep in place are never compared: another size, other names, a directory another user can write', async (t) => {
   const { dest, staging, counterparts } = setUp(t);
   writeFileSync(path.join(dest, 'short'), 'abc');
   writeFileSync(path.join(dest, 'linked'), 'same');
@@ -71,6 +78,7 @@ test('dest files the merge could not keep in place are never compared: another s
   mkdirSync(path.join(dest, 'open'));
   chmodSync(path.join(dest, 'open'), 0o777);
   writeFileSync(path.join(dest, 'open', 'same'), 'same');
+  await settle();
   const cases: [string, number, number][] = [
     ['short', 4, 0o644],
     // a mode change on an inode with two names: replaced, not chmodded in place
@@ -84,4 +92,21 @@ test('dest files the merge could not keep in place are never compared: another s
     assert.equal(file.end(), undefined, rel);
     assert.equal(readFileSync(path.join(staging, rel), 'utf8'), 'same'.slice(0, size), `${rel} staged`);
   }
+});
+
+test('a file changed within a timestamp tick of its comparison is staged, not compared: it could change again unseen', (t) => {
+  const { dest, staging, counterparts } = setUp(t);
+  writeFileSync(path.join(dest, 'f'), 'same bytes');
+  const file = new StagedFile(entry(staging, 'f', 10), counterparts);
+  file.write(Buffer.from('same bytes'));
+  assert.equal(file.end(), undefined);
+  assert.equal(readFileSync(path.join(staging, 'f'), 'utf8'), 'same bytes');
+});
+
+test('racilyClean: a tick is 2 s where timestamps are whole seconds, a few ms where they have nanoseconds', () => {
+  assert.equal(racilyClean(1_700_000_000_000, 1_700_000_001_500), true, 'whole seconds, 1.5 s later');
+  assert.equal(racilyClean(1_700_000_000_000, 1_700_000_002_500), false, 'whole seconds, 2.5 s later');
+  assert.equal(racilyClean(1_700_000_000_123.25, 1_700_000_000_133), true, 'nanoseconds, 10 ms later');
+  assert.equal(racilyClean(1_700_000_000_123.25, 1_700_000_000_223), false, 'nanoseconds, 100 ms later');
+  assert.equal(racilyClean(1_700_000_005_123.5, 1_700_000_000_000), true, 'a ctime in the future');
 });
