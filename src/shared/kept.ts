@@ -5,8 +5,7 @@
  * it would have done with a staged copy of equal content (sync/merge.ts), so nothing is written twice.
  *
  * dest's file is named by identity: the merge relies on the comparison only while that inode still has the
- * size, mtime and ctime it had then (sync/kept.ts); otherwise the
- * archive is unpacked again in full.
+ * size, mtime and ctime it had then (sync/kept.ts); otherwise the archive is unpacked again in full.
  */
 export interface KeptFile {
   /** Path relative to staging and to dest. */

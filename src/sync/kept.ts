@@ -11,10 +11,10 @@ export { StaleKeptError };
 /**
  * Checks every file found equal while unpacking (shared/kept.ts) before the merge changes anything, and
  * returns them as dest has them now. StaleKeptError for the first that dest no longer holds as it was
- * compared: not the same inode, size, mtime or ctime any more (a rewrite can set the mtime
- * back, never the ctime; so a pre command's chmod or chown unpacks again too), no longer one the merge may keep
- * in place (its owner or mode changed, by a pre command say), or in a directory another user can now change
- * (the merge replaces those whole, from staging, where the file is not). The deploy then unpacks again.
+ * compared: not the same inode, size, mtime or ctime any more (a rewrite can set the mtime back, never the
+ * ctime; so a pre command's chmod or chown unpacks again too), no longer one the merge may keep in place (its
+ * owner or mode changed, by a pre command say), or in a directory another user can now change (the merge
+ * replaces those whole, from staging, where the file is not). The deploy then unpacks again.
  */
 export function verifyKept(kept: KeptFiles, dest: string): Map<string, Current> {
   const euid = process.geteuid?.() ?? -1;
