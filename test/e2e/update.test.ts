@@ -315,3 +315,37 @@ test('rsync update: a kept file a hard link of the archive points to, leased by 
   assert.match(r.stderr, /a\.txt changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
   assert.deepEqual(s.leftovers(), []);
 });
+
+test('rsync update on a filesystem that keeps whole seconds: files changed within 2 s of their comparison are written, not compared', { skip: !ROOT && 'needs root' }, async (t) => {
+  const s = new Scenario(t);
+  const srv = path.dirname(s.dest);
+  const image = path.join(s.root, 'seconds.img');
+  // ext4 with 128-byte inodes keeps whole-second timestamps: a rewrite within the second moves neither time.
+  try {
+    execFileSync('truncate', ['-s', '64M', image]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-I', '128', image], { stdio: 'ignore' });
+    execFileSync('mount', ['-o', 'loop', image, srv], { stdio: 'ignore' });
+  } catch {
+    t.skip('cannot mount a loop device here');
+    return;
+  }
+  try {
+    mkdirSync(s.dest);
+    const entries = Array.from({ length: 5 }, (_, i) => ({ path: `f${i}.txt`, body: `file ${i}\n`, mtime: 1_700_000_000 }));
+    for (const e of entries) writeFileSync(path.join(s.dest, e.path), e.body);
+    s.manifest(s.archive(tar(entries)));
+    const fresh = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.equal(lstatSync(path.join(s.dest, 'f0.txt')).ctimeMs % 1000, 0, 'whole-second timestamps');
+    assert.doesNotMatch(fresh.stderr, /were already in dest byte for byte/, 'changed within the tick: not compared');
+    assert.match(fresh.stderr, /0 added, 5 replaced/);
+    await sleep(2100);
+    const later = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(later.code, 0, later.stderr);
+    assert.match(later.stderr, /unpacking: 5 files were already in dest byte for byte/);
+    for (const e of entries) assert.equal(readFileSync(path.join(s.dest, e.path), 'utf8'), e.body);
+    assert.deepEqual(s.leftovers(), []);
+  } finally {
+    execFileSync('umount', [srv]);
+  }
+});
