@@ -31,6 +31,14 @@ export interface KeptFile {
   changed?: true;
 }
 
+/** What says a file is as it was: the same inode, size, mtime and ctime (a rewrite in place moves the ctime). */
+export type Identity = Pick<KeptFile, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>;
+
+/** Whether `now` (an fs.Stats of dest's file) is the file as `then` saw it. */
+export function unchanged(now: Identity, then: Identity): boolean {
+  return now.dev === then.dev && now.ino === then.ino && now.size === then.size && now.mtimeMs === then.mtimeMs && now.ctimeMs === then.ctimeMs;
+}
+
 /** KeptFiles as they cross from a writer thread: a structured-clone object per file cost ~1.7 kB of heap. */
 export interface PackedKept {
   rels: string[];

@@ -1,7 +1,8 @@
 import { lstatSync, type Stats } from 'node:fs';
 import { isTrustedDir } from '../host/trust.js';
-import { type KeptFiles, keepableInPlace, StaleKeptError } from '../shared/kept.js';
+import { type KeptFiles, keepableInPlace, StaleKeptError, unchanged } from '../shared/kept.js';
 import { Scavenger } from '../shared/scavenger.js';
+import { parentOf, TrustedDirs } from '../shared/tree-path.js';
 
 /** What the merge needs of a kept file as dest has it now, to give it the archive's attributes. */
 export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs' | 'nlink'>;
@@ -19,35 +20,20 @@ export { StaleKeptError };
 export function verifyKept(kept: KeptFiles, dest: string): Map<string, Current> {
   const euid = process.geteuid?.() ?? -1;
   const keepOwners = euid === 0;
-  const dirs = new Map<string, boolean>();
-  const trusted = (rel: string): boolean => {
-    let known = dirs.get(rel);
-    if (known === undefined) {
-      const parent = rel === '' ? true : trusted(parentOf(rel));
-      const st = parent ? lstatSync(rel === '' ? dest : `${dest}/${rel}`, { throwIfNoEntry: false }) : undefined;
-      known = st !== undefined && isTrustedDir(st);
-      dirs.set(rel, known);
-    }
-    return known;
-  };
+  const dirs = new TrustedDirs(dest, isTrustedDir);
   const current = new Map<string, Current>();
   // A file's fs.Stats is garbage at once; left to V8, the young generation grew to hold thousands of them
   // and raised the update's peak RSS, which came here, after the download's buffers were gone.
   const scavenger = Scavenger.perFile();
   for (const k of kept.values()) {
     scavenger.discarded(1);
-    if (k.changed || !trusted(parentOf(k.rel))) throw new StaleKeptError(k, dest);
+    if (k.changed || !dirs.has(parentOf(k.rel))) throw new StaleKeptError(k, dest);
     const st = lstatSync(`${dest}/${k.rel}`, { throwIfNoEntry: false });
     // Its ctime too, whoever owns it: an owner's utimes, and root's cp -p, rsync --inplace or touch -r, put
     // the mtime back after a rewrite in place; only the ctime says the file was not touched.
-    if (!st?.isFile() || st.dev !== k.dev || st.ino !== k.ino || st.size !== k.size || st.mtimeMs !== k.mtimeMs || st.ctimeMs !== k.ctimeMs) throw new StaleKeptError(k, dest);
+    if (!st?.isFile() || !unchanged(st, k)) throw new StaleKeptError(k, dest);
     if (!keepableInPlace(k, st, keepOwners, euid)) throw new StaleKeptError(k, dest);
     current.set(k.rel, { uid: st.uid, gid: st.gid, mode: st.mode, mtimeMs: st.mtimeMs, nlink: st.nlink });
   }
   return current;
-}
-
-function parentOf(rel: string): string {
-  const slash = rel.lastIndexOf('/');
-  return slash < 0 ? '' : rel.slice(0, slash);
 }

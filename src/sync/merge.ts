@@ -23,6 +23,7 @@ import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trus
 import { type Compared, type KeptFile, keepableInPlace } from '../shared/kept.js';
 import type { Log } from '../shared/log.js';
 import { Scavenger } from '../shared/scavenger.js';
+import { parentOf } from '../shared/tree-path.js';
 import { Carrier, Custody, conflict } from './carry.js';
 import { writable } from './writable.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
@@ -383,11 +384,6 @@ function attributesOf(st: Stats): Attributes {
 
 function join(rel: string, name: string): string {
   return rel ? `${rel}/${name}` : name;
-}
-
-function parentOf(rel: string): string {
-  const slash = rel.lastIndexOf('/');
-  return slash < 0 ? '' : rel.slice(0, slash);
 }
 
 const CHUNK = 256 * 1024;

@@ -3,6 +3,7 @@ import { chmod, lchown, lstat, lutimes, symlink, utimes } from 'node:fs/promises
 import path from 'node:path';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
+import { parentOf } from '../shared/tree-path.js';
 import { formatBytes } from '../shared/units.js';
 
 /**
@@ -65,10 +66,7 @@ export function safeRelative(entryPath: string): string | undefined {
   return parts.join('/');
 }
 
-export function parentOf(rel: string): string {
-  const parent = path.posix.dirname(rel);
-  return parent === '.' ? '' : parent;
-}
+export { parentOf };
 
 /**
  * The tree an archive is unpacked into (staging, private to this deploy), and what this archive has put

@@ -1,8 +1,8 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { type Compared, type KeptFile, KeptFiles, StaleKeptError } from '../shared/kept.js';
+import { type Compared, type KeptFile, KeptFiles, StaleKeptError, unchanged } from '../shared/kept.js';
 import type { CounterpartPolicy } from './writer/counterpart.js';
-import { completeEntryFile, createEntryFile, writeChunks } from './writer/file.js';
+import { completeEntryFile, copyStart, createEntryFile } from './writer/file.js';
 
 /**
  * One deploy's comparing with dest while unpacking (writer/counterpart.ts): set by the rsync strategy's
@@ -49,16 +49,10 @@ export function materialize(k: KeptFile, staging: string, policy: CounterpartPol
     if (!sameInode(k, from)) throw changed();
     const fd = createEntryFile({ rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode });
     const entry = { rel: k.rel, abs: path.join(staging, k.rel), mode: k.mode, mtime: k.mtime, atime: k.atime, ...(policy.keepOwners ? { owner: { uid: k.uid, gid: k.gid } } : {}) };
-    const buf = Buffer.allocUnsafe(256 * 1024);
     try {
       // No further than the size compared: a file its owner extends meanwhile (truncate -s 1T, sparse) is
       // not copied into staging to its new end, only found changed below.
-      for (let pos = 0; pos < k.size; ) {
-        const got = readSync(from, buf, 0, Math.min(buf.length, k.size - pos), pos);
-        if (got === 0) break;
-        writeChunks(fd, [buf.subarray(0, got)]);
-        pos += got;
-      }
+      copyStart(from, fd, k.size, Buffer.allocUnsafe(256 * 1024));
     } finally {
       completeEntryFile(fd, entry);
     }
@@ -70,5 +64,5 @@ export function materialize(k: KeptFile, staging: string, policy: CounterpartPol
 
 function sameInode(k: KeptFile, fd: number): boolean {
   const st = fstatSync(fd);
-  return st.isFile() && st.dev === k.dev && st.ino === k.ino && st.size === k.size && st.mtimeMs === k.mtimeMs && st.ctimeMs === k.ctimeMs;
+  return st.isFile() && unchanged(st, k);
 }

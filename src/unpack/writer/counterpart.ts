@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats, unlinkSync } from 'node:fs';
-import { type KeptFile, keepableInPlace } from '../../shared/kept.js';
-import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry, writeChunks } from './file.js';
+import { type KeptFile, keepableInPlace, unchanged } from '../../shared/kept.js';
+import { parentOf, TrustedDirs } from '../../shared/tree-path.js';
+import { closeQuietly, completeEntryFile, copyStart, createEntryFile, EntryConflictError, type FileEntry, writeChunks } from './file.js';
 
 /**
  * Writing only what changed, for the rsync strategy's update of a dest that holds the previous build: each
@@ -68,15 +69,8 @@ class Comparison {
   copyMatchedTo(fd: number): boolean {
     if (this.matched === 0) return true;
     if (this.fd === undefined) return false;
-    const buf = scratch();
-    for (let pos = 0; pos < this.matched; ) {
-      const got = readSync(this.fd, buf, 0, Math.min(SCRATCH_BYTES, this.matched - pos), pos);
-      if (got === 0) return false;
-      writeChunks(fd, [buf.subarray(0, got)]);
-      pos += got;
-    }
-    const now = fstatSync(this.fd);
-    return now.size === this.st.size && now.mtimeMs === this.st.mtimeMs && now.ctimeMs === this.st.ctimeMs;
+    if (copyStart(this.fd, fd, this.matched, scratch()) !== this.matched) return false;
+    return unchanged(fstatSync(this.fd), this.st);
   }
 
   close(): void {
@@ -87,19 +81,19 @@ class Comparison {
 /** Which of dest's files may stand in for the archive's, with what is known about dest's directories. */
 export class Counterparts {
   private readonly prefix: string;
-  /** dest's directories (relative paths) already judged: whether nobody else can change them. */
-  private readonly dirs = new Map<string, boolean>();
+  /** Whether nobody but root and this user can change a directory of dest, nor any above it (host/trust.ts). */
+  private readonly dirs: TrustedDirs;
 
   constructor(private readonly policy: CounterpartPolicy) {
     this.prefix = `${policy.root}/`;
+    this.dirs = new TrustedDirs(policy.root, (st) => st.isDirectory() && (st.uid === 0 || st.uid === policy.euid) && (st.mode & 0o022) === 0);
   }
 
   /** dest's file for `entry`, open for comparing, when it is one the merge could keep in place. */
   open(entry: FileEntry): Comparison | undefined {
     const want = entry.compare;
     if (!want) return undefined;
-    const slash = entry.rel.lastIndexOf('/');
-    if (!this.trustedDir(slash < 0 ? '' : entry.rel.slice(0, slash))) return undefined;
+    if (!this.dirs.has(parentOf(entry.rel))) return undefined;
     const abs = this.prefix + entry.rel;
     let fd: number | undefined;
     try {
@@ -120,20 +114,6 @@ export class Counterparts {
       if (fd !== undefined) closeQuietly(fd);
       return undefined;
     }
-  }
-
-  /** Whether nobody but root and this user can change dest's directory `rel` or any above it in dest. */
-  private trustedDir(rel: string): boolean {
-    const known = this.dirs.get(rel);
-    if (known !== undefined) return known;
-    const slash = rel.lastIndexOf('/');
-    let trusted = rel === '' || this.trustedDir(slash < 0 ? '' : rel.slice(0, slash));
-    if (trusted) {
-      const st = lstatSync(rel === '' ? this.policy.root : this.prefix + rel, { throwIfNoEntry: false });
-      trusted = st?.isDirectory() === true && (st.uid === 0 || st.uid === this.policy.euid) && (st.mode & 0o022) === 0;
-    }
-    this.dirs.set(rel, trusted);
-    return trusted;
   }
 }
 

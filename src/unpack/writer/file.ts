@@ -1,4 +1,4 @@
-import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 
 /**
  * The syscalls that write one regular file of an archive. Shared by the main thread and the writer threads
@@ -59,6 +59,18 @@ export function writeChunks(fd: number, chunks: readonly Uint8Array[]): void {
     let offset = 0;
     while (offset < chunk.length) offset += writeSync(fd, chunk, offset);
   }
+}
+
+/** Copies the first `length` bytes of `from` into `to` through `buf`; how many there were (fewer at its end). */
+export function copyStart(from: number, to: number, length: number, buf: Buffer): number {
+  let pos = 0;
+  while (pos < length) {
+    const got = readSync(from, buf, 0, Math.min(buf.length, length - pos), pos);
+    if (got === 0) break;
+    writeChunks(to, [buf.subarray(0, got)]);
+    pos += got;
+  }
+  return pos;
 }
 
 /** Owner, then mode (chown clears setuid bits), then times; closes fd whatever happens. */
