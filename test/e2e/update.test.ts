@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestServer } from '../helpers/http.js';
 import { Scenario } from '../helpers/scenario.js';
@@ -169,42 +169,38 @@ test('rsync update: files in a dest directory another user can write are never c
   assert.deepEqual(s.leftovers(), []);
 });
 
-test('rsync update: a kept file its owner (another user) rewrites and sets the mtime back before the merge is caught by its ctime, and replaced', { skip: !ROOT && 'needs root' }, async (t) => {
+/**
+ * dest holds app.conf as the archive has it (an older mtime, owned by `owner`); the `pre` command built from
+ * its path rewrites it in place and puts the mtime back. The deploy must see it by its ctime and unpack again.
+ */
+async function rewrittenDuringPre(t: TestContext, owner: { uid: number; gid: number }, pre: (file: string) => string): Promise<void> {
   const s = new Scenario(t);
   mkdirSync(s.dest, { recursive: true });
-  // uid 1001 must reach dest (the test's own directory is private).
+  // Another user must reach dest (the test's own directory is private).
   chmodSync(s.root, 0o755);
   const file = path.join(s.dest, 'app.conf');
   writeFileSync(file, 'listen 8080\n');
-  chownSync(file, 1001, 1001);
+  chownSync(file, owner.uid, owner.gid);
   utimesSync(file, 1_600_000_000, 1_600_000_000);
+  const entry = { path: 'app.conf', body: 'listen 8080\n', ...owner, mtime: 1_700_000_000 };
+  s.manifest(`${s.archive(tar([entry]))}commands:\n  pre:\n    - ${JSON.stringify(pre(file))}\n`);
+  const r = await s.run(`${s.root}/manifest.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /app\.conf changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
+  assert.equal(readFileSync(file, 'utf8'), 'listen 8080\n', "the archive's bytes");
+  assert.equal(lstatSync(file).uid, owner.uid);
+  assert.deepEqual(s.leftovers(), []);
+}
+
+test('rsync update: a kept file its owner (another user) rewrites and sets the mtime back before the merge is caught by its ctime, and replaced', { skip: !ROOT && 'needs root' }, (t) =>
   // The archive gives it to uid 1001 too, so dest's may stay in place; its owner rewrites it during pre
   // (after unpacking compared it) and puts the mtime back, as any owner may.
-  const forge = `setpriv --reuid=1001 --regid=1001 --clear-groups sh -c 'printf "listen 6666\\\\n" > ${file} && touch -d @1600000000 ${file}'`;
-  s.manifest(`${s.archive(tar([{ path: 'app.conf', body: 'listen 8080\n', uid: 1001, gid: 1001, mtime: 1_700_000_000 }]))}commands:\n  pre:\n    - ${JSON.stringify(forge)}\n`);
-  const r = await s.run(`${s.root}/manifest.yml`);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /app\.conf changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
-  assert.equal(readFileSync(file, 'utf8'), 'listen 8080\n');
-  assert.equal(lstatSync(file).uid, 1001);
-  assert.deepEqual(s.leftovers(), []);
-});
+  rewrittenDuringPre(t, { uid: 1001, gid: 1001 }, (file) => `setpriv --reuid=1001 --regid=1001 --clear-groups sh -c 'printf "listen 6666\\\\n" > ${file} && touch -d @1600000000 ${file}'`),
+);
 
-test('rsync update: a root-owned kept file a pre command rewrites in place and gives its mtime back (cp -p, rsync --inplace, touch -r) is caught by its ctime, and replaced', async (t) => {
-  const s = new Scenario(t);
-  mkdirSync(s.dest, { recursive: true });
-  const file = path.join(s.dest, 'app.conf');
-  writeFileSync(file, 'listen 8080\n');
-  utimesSync(file, 1_600_000_000, 1_600_000_000);
+test('rsync update: a root-owned kept file a pre command rewrites in place and gives its mtime back (cp -p, rsync --inplace, touch -r) is caught by its ctime, and replaced', (t) =>
   // Same inode, same size, same mtime: only the ctime (and the bytes) say it changed after unpacking compared it.
-  const rewrite = `printf 'listen 6666\\n' | dd of=${file} conv=notrunc status=none && touch -d @1600000000 ${file}`;
-  s.manifest(`${s.archive(tar([{ path: 'app.conf', body: 'listen 8080\n', mtime: 1_700_000_000 }]))}commands:\n  pre:\n    - ${JSON.stringify(rewrite)}\n`);
-  const r = await s.run(`${s.root}/manifest.yml`);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(readFileSync(file, 'utf8'), 'listen 8080\n', "the archive's bytes");
-  assert.match(r.stderr, /app\.conf changed after unpacking found it equal to the archive's .*: unpacking the archive again, in full/);
-  assert.deepEqual(s.leftovers(), []);
-});
+  rewrittenDuringPre(t, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }, (file) => `printf 'listen 6666\\n' | dd of=${file} conv=notrunc status=none && touch -d @1600000000 ${file}`));
 
 test('rsync update: a kept file a hard link of the archive points to, rewritten by the application while the archive downloads, makes the deploy unpack again, not fail', async (t) => {
   const s = new Scenario(t);
