@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Log } from '../shared/log.js';
@@ -40,13 +40,13 @@ export async function unpackArchives(
   }
   if (archives.length === 1 && only?.kind === 'file') {
     let attempt = 0;
-    await downloadVerified(only.src, only.checksum, transfer, async (size) => {
+    await downloadVerified(only.src, only.checksum, transfer, async () => {
       // A retry starts again from an empty tree.
       if (attempt++ > 0) {
         await emptyDir(staging);
         reuse?.kept.clear();
       }
-      return createUnpacker(staging, limits, log, spool, size, reuse);
+      return createUnpacker(staging, limits, log, spool, reuse);
     });
     return reuse && comparedOf(reuse);
   }
@@ -63,7 +63,7 @@ export async function unpackArchives(
       if (reuse) Object.assign(reuse, { layered: true, allCompared: false });
       continue;
     }
-    const unpacker = createUnpacker(staging, limits, log, spool, (await stat(file)).size, reuse);
+    const unpacker = createUnpacker(staging, limits, log, spool, reuse);
     try {
       await pipeline(createReadStream(file), unpacker.sink, { signal: transfer.signal });
     } catch (err) {

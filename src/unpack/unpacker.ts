@@ -27,13 +27,12 @@ export interface Unpacker {
 
 /**
  * Unpacks a tar, tar.gz or zip into `staging`, which must be empty and private to this deploy, while it is
- * being downloaded. `archiveBytes`, the archive's size when known beforehand, lets a large tar start its
- * writer thread at once. Zip needs random access (its directory is at the end): it is spooled to
+ * being downloaded. Zip needs random access (its directory is at the end): it is spooled to
  * `spoolFile` and unpacked by finish(), after the checksum is verified. With `reuse`, a tar's files that dest
  * already has are compared, not written (reuse.ts).
  */
-export function createUnpacker(staging: string, limits: UnpackLimits, log: Log, spoolFile: string, archiveBytes?: number, reuse?: Reuse): Unpacker {
-  return new ArchiveSink({ staging, limits, log, spoolFile, ...(archiveBytes !== undefined ? { archiveBytes } : {}), ...(reuse ? { reuse } : {}) });
+export function createUnpacker(staging: string, limits: UnpackLimits, log: Log, spoolFile: string, reuse?: Reuse): Unpacker {
+  return new ArchiveSink({ staging, limits, log, spoolFile, ...(reuse ? { reuse } : {}) });
 }
 
 interface Target {
@@ -41,7 +40,6 @@ interface Target {
   limits: UnpackLimits;
   log: Log;
   spoolFile: string;
-  archiveBytes?: number;
   reuse?: Reuse;
 }
 
@@ -140,7 +138,7 @@ class PlainTar implements Phase {
   protected readonly scavenger = new Scavenger();
 
   constructor(target: Target) {
-    this.tar = new TarUnpacker(target.staging, target.limits, target.log, target.archiveBytes, target.reuse);
+    this.tar = new TarUnpacker(target.staging, target.limits, target.log, target.reuse);
   }
 
   write(chunk: Buffer): Promise<void> | undefined {

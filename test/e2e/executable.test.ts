@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { BIN_UNDER_TEST, cleanEnv } from '../helpers/cli.js';
 import { TestServer } from '../helpers/http.js';
 import { S3_KEY, S3_SECRET, TestS3 } from '../helpers/s3.js';
-import { listTree, Scenario } from '../helpers/scenario.js';
+import { listTree, Scenario, WRITER_THREADS } from '../helpers/scenario.js';
 import { sha1, tgz } from '../helpers/tar.js';
 import { zip } from '../helpers/zip.js';
 
@@ -16,7 +16,7 @@ import { zip } from '../helpers/zip.js';
 const skip = BIN_UNDER_TEST ? false : 'tests the one-file executable: set STRETCHER_TEST_BIN (npm run build:exe)';
 const hasStrace = spawnSync('strace', ['-V']).status === 0;
 
-/** Past this many files a tar's files go to the writer threads (unpack-threads.test.ts). */
+/** Past this many files a tar's files go to the writer threads, with WRITER_THREADS (unpack-threads.test.ts). */
 const FILLER = Array.from({ length: 800 }, (_, i) => ({ path: `fill/d${i % 20}/f${i}.txt`, body: `file ${i}\n` }));
 
 interface Traced {
@@ -69,7 +69,7 @@ test('the executable alone: http tar.gz on writer threads, zip, s3 and validate,
   const fromS3 = tgz([{ path: 'VERSION', body: 's3\n' }]);
   await s3.put('releases', 'app.tar.gz', fromS3);
   const s3env = { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: s3.endpoint };
-  const env = cleanEnv({ TMPDIR: s.tmp, STRETCHER_STATE_DIR: s.state, ...s3env });
+  const env = cleanEnv({ TMPDIR: s.tmp, STRETCHER_STATE_DIR: s.state, ...s3env, ...WRITER_THREADS });
 
   const manifest = (name: string, yaml: string): string => s.manifest(yaml, name);
   const deploys: [string, string, string[]][] = [

@@ -5,20 +5,21 @@ import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestServer } from '../helpers/http.js';
-import { Scenario } from '../helpers/scenario.js';
+import { Scenario, WRITER_THREADS } from '../helpers/scenario.js';
 import { sha1, type TarEntry, tar } from '../helpers/tar.js';
 
 /**
  * The rsync strategy over a previous version: the merge compares content when it reaches each file, so what
  * changed in dest after unpacking (a pre command, the application) is seen. Both writer paths: a small
- * archive is written on the main thread, one of more than 500 files by writer threads.
+ * archive is written on the main thread, one of more than 500 files by writer threads (with creating files
+ * counted as slow, as on a journal-less ext4 after many deletions; on a fast disk the main thread writes all).
  */
 for (const files of [20, 800]) {
   const entries = (body: (i: number) => string): TarEntry[] => Array.from({ length: files }, (_, i) => ({ path: `lib/f${i}.txt`, body: body(i), mtime: 1_700_000_000 }));
   const archive = tar([{ path: 'lib', type: 'dir', mtime: 1_700_000_000 }, ...entries((i) => `version 2 of file ${i}\n`)]);
 
   test(`rsync update (${files} files): files changed in dest after unpacking are replaced, unchanged ones kept with the archive's times`, async (t) => {
-    const s = new Scenario(t);
+    const s = new Scenario(t, { env: WRITER_THREADS });
     mkdirSync(path.join(s.dest, 'lib'), { recursive: true });
     // dest holds the new content already for every file but f1, with other mtimes: as after a fresh build.
     for (let i = 0; i < files; i++) {
@@ -70,7 +71,7 @@ test('rsync update: a FIFO or a directory in dest where the archive has a file i
 const ROOT = process.getuid?.() === 0;
 
 test('rsync update over the previous build writes only what changed: the rest is compared while unpacking and kept, with the archive attributes', async (t) => {
-  const s = new Scenario(t);
+  const s = new Scenario(t, { env: WRITER_THREADS });
   const files = 800; // the first 500 written on the main thread, the rest by a writer thread
   mkdirSync(path.join(s.dest, 'lib'), { recursive: true });
   for (let i = 0; i < files; i++) {

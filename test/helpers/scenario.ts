@@ -9,6 +9,12 @@ import { tempDir } from './tmp.js';
  * One deploy's world in a private directory: an archive, a manifest beside it, a dest, a TMPDIR and a state
  * dir of its own, so a test can assert that nothing was left behind.
  */
+/**
+ * For a scenario whose files past the first 500 must go to writer threads: any cost of creating a file
+ * counts as slow (src/unpack/tar/unpacker.ts), as it does on a journal-less ext4 after many deletions.
+ */
+export const WRITER_THREADS: NodeJS.ProcessEnv = { STRETCHER_TEST_SLOW_CREATE_MS: '0' };
+
 export class Scenario {
   readonly root: string;
   readonly tmp: string;
@@ -16,7 +22,11 @@ export class Scenario {
   readonly dest: string;
   readonly out: string;
 
-  constructor(t: TestContext) {
+  /** `env`: added to every run's environment. */
+  constructor(
+    t: TestContext,
+    private readonly defaults: { env?: NodeJS.ProcessEnv } = {},
+  ) {
     this.root = tempDir(t);
     this.tmp = path.join(this.root, 'tmp');
     this.state = path.join(this.root, 'state');
@@ -38,7 +48,7 @@ export class Scenario {
   }
 
   env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-    return cleanEnv({ TMPDIR: this.tmp, STRETCHER_STATE_DIR: this.state, ...extra });
+    return cleanEnv({ TMPDIR: this.tmp, STRETCHER_STATE_DIR: this.state, ...this.defaults.env, ...extra });
   }
 
   run(

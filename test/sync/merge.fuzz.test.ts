@@ -188,7 +188,7 @@ test('merge after unpacking that compared with dest (files dest had byte for byt
         // Files changed within a timestamp tick of their comparison are not compared (racilyClean).
         await sleep(25);
         const reuse = reuseFor(ours);
-        const unpacker = createUnpacker(staged, limits, log, path.join(run, 'spool'), undefined, reuse);
+        const unpacker = createUnpacker(staged, limits, log, path.join(run, 'spool'), reuse);
         await pipeline(Readable.from([tar(entriesOf(archive))]), unpacker.sink);
         await unpacker.finish();
         const compared = comparedOf(reuse);

@@ -11,26 +11,32 @@ import { EntryConflictError, type FileEntry } from '../writer/file.js';
 import { BATCH_BYTES, WriterPool, type WriterError } from '../writer/pool.js';
 import { TarStream, type EntryBody, type TarHeader } from './stream.js';
 
-/** Small archives are written on the main thread: starting writer threads costs ~40 ms and ~9 MB each. */
-const POOL_AFTER_FILES = 500;
 /**
- * An archive this large (on the wire) starts its writer thread before the first entry, so that the thread
- * boots while the first bytes arrive and the main thread never writes files itself.
+ * The main thread writes files itself, and every this many files looks at what creating them cost: a
+ * writer thread takes over only when creating is slow (SLOW_CREATE_MS). When it is cheap, as on tmpfs and a
+ * fresh journaled ext4, a writer thread was the slower choice: the main thread then copies every byte into
+ * batches and posts them, the thread writes them from another core's cache, and the process spent 17% more
+ * CPU (1.58 s against 1.30 s) and 11% more time (1.18 s against 1.04 s) on the benchmark's large archive,
+ * with 11 MB more peak RSS (bench/RESULTS.md, 2026-12-02, "one thread").
  */
-const POOL_AT_ONCE_BYTES = 8 << 20;
+const CREATE_WINDOW_FILES = 500;
 /** Batch memory handed to writer threads and not yet written: reading pauses above HIGH until below LOW. */
 const HIGH_WATER = 2 << 20;
 const LOW_WATER = 1 << 20;
 /**
- * One writer thread beside the main thread (which inflates and parses) is fastest when creating a file is
- * cheap: open(O_CREAT) takes 0.01 ms on a journaled ext4 and 0.05 ms on this machine's journal-less one
- * when calm, and a second thread only takes CPU from the main thread. After many deletions that ext4
- * spends up to 0.76 ms of kernel CPU in it (strace, perf), the writer is the bottleneck, and a second one
- * nearly halved the time on one host (bench/RESULTS.md). A writer that falls behind while creating files
- * costs more than this gets a second one. The time to write data does not count: a second thread does not
- * make a slow disk or throttled writeback faster.
+ * Creating a file costs 0.01 ms on a journaled ext4 and 0.05 ms on a calm journal-less one. After many
+ * deletions a journal-less ext4 spends up to 0.76 ms of kernel CPU in open(O_CREAT) (strace, perf), and
+ * that is what threads can share: past this average, a writer thread takes the files over from the main
+ * thread, and a second one joins it when it falls behind (one host nearly halved its time that way,
+ * bench/RESULTS.md). The time to write data does not count: more threads do not make a slow disk or
+ * throttled writeback faster. STRETCHER_TEST_SLOW_CREATE_MS lowers it, for the tests of writer threads.
  */
-const SLOW_CREATE_MS = 0.3;
+const SLOW_CREATE_MS = testSlowCreateMs() ?? 0.3;
+
+function testSlowCreateMs(): number | undefined {
+  const value = process.env.STRETCHER_TEST_SLOW_CREATE_MS;
+  return value !== undefined && value !== '' && Number.isFinite(Number(value)) ? Number(value) : undefined;
+}
 
 interface HardLink {
   rel: string;
@@ -64,7 +70,9 @@ export class TarUnpacker {
   private readonly newFileOwner: { uid: number; gid: number };
   private readonly now = Date.now() / 1000;
   private readonly threads = Math.min(2, availableParallelism());
-  private written = 0;
+  /** Files created on the main thread in the current window, and what creating them cost. */
+  private createdHere = 0;
+  private createHereMs = 0;
   private pool: WriterPool | undefined;
   private nextId = 0;
   /** The file being written on the main thread, closed if the archive ends inside it. */
@@ -77,13 +85,11 @@ export class TarUnpacker {
     private readonly staging: string,
     limits: UnpackLimits,
     private readonly log: Log,
-    archiveBytes?: number,
     private readonly reuse?: Reuse,
   ) {
     const st = lstatSync(staging);
     this.tree = new StagingTree(staging, limits);
     this.counterparts = reuse ? new Counterparts(reuse.policy) : undefined;
-    if (this.threads >= 2 && (archiveBytes ?? 0) >= POOL_AT_ONCE_BYTES) this.pool = new WriterPool(this.threads, reuse?.policy, reuse?.kept);
     this.newFileOwner = { uid: process.geteuid?.() ?? st.uid, gid: st.mode & 0o2000 ? st.gid : (process.getegid?.() ?? st.gid) };
     this.parser = new TarStream({
       entry: (header) => this.onEntry(header),
@@ -251,12 +257,26 @@ export class TarUnpacker {
       const { uid, gid } = owner ?? this.newFileOwner;
       entry.compare = { size: e.size, uid, gid, replacing: again || this.reuse.layered };
     } else if (this.reuse) this.reuse.allCompared = false;
-    if (!this.pool && (this.written++ < POOL_AFTER_FILES || this.threads < 2)) return this.writeHere(entry);
+    if (!this.pool && !this.createIsSlow()) return this.writeHere(entry);
     return this.writeThere(entry);
   }
 
+  /** At the end of each window of files created here: whether a writer thread should take over. */
+  private createIsSlow(): boolean {
+    if (this.threads < 2 || this.createdHere < CREATE_WINDOW_FILES) return false;
+    const msPerCreate = this.createHereMs / this.createdHere;
+    this.createdHere = 0;
+    this.createHereMs = 0;
+    if (msPerCreate <= SLOW_CREATE_MS) return false;
+    this.log.info(`unpacking: creating a file takes ${msPerCreate.toFixed(2)} ms, so a writer thread takes the files over`);
+    return true;
+  }
+
   private writeHere(entry: FileEntry): EntryBody {
+    const started = performance.now();
     const file = new StagedFile(entry, this.counterparts);
+    this.createHereMs += performance.now() - started;
+    this.createdHere++;
     this.openFile = file;
     const failed = (err: unknown): void => {
       // Closes only what is still open: a descriptor closed twice could be another thread's by then.
