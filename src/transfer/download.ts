@@ -119,13 +119,13 @@ export interface Sink<T> {
  * An archive, hashed as it arrives and handed to a sink (usually an unpacker, so that unpacking overlaps
  * the transfer and no copy is written to disk): memory stays flat whatever its size. `newSink` gives each
  * attempt a fresh sink; nothing from it is used unless the checksum matches, and the caller removes it
- * otherwise. It is told the size the source announced, if any.
+ * otherwise.
  */
-export async function downloadVerified<T>(location: Location, checksum: Checksum, opts: TransferOptions, newSink: (size: number | undefined) => Promise<Sink<T>>): Promise<T> {
+export async function downloadVerified<T>(location: Location, checksum: Checksum, opts: TransferOptions, newSink: () => Promise<Sink<T>>): Promise<T> {
   const started = performance.now();
   return withRetry(`downloading ${location}`, opts, async (signal) => {
     const opened = await openSource(location, { signal, userAgent: opts.userAgent, env: opts.env });
-    const target = await newSink(opened.size);
+    const target = await newSink();
     const hash = createHash(checksum.algorithm);
     const progress = new Progress(opts.log, 'downloading', opened.size);
     const hasher = new Transform({

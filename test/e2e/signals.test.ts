@@ -74,13 +74,13 @@ test('SIGTERM ends --random-delay at once', async (t) => {
   assert.ok(Date.now() - started < 15_000, 'sanity bound');
 });
 
-for (const [what, entries] of [
-  ['one file', [{ path: 'big', body: Buffer.alloc(1_000_000) }]],
+for (const [what, entries, env] of [
+  ['one file', [{ path: 'big', body: Buffer.alloc(1_000_000) }], {}],
   // Past 500 files, with creating files counted as slow, writer threads are busy with the archive when the signal comes.
-  ['600 files, written by threads', [...Array.from({ length: 600 }, (_, i) => ({ path: `d${i % 10}/f${i}`, body: 'x'.repeat(1000) })), { path: 'big', body: Buffer.alloc(1_000_000) }]],
+  ['600 files, written by threads', [...Array.from({ length: 600 }, (_, i) => ({ path: `d${i % 10}/f${i}`, body: 'x'.repeat(1000) })), { path: 'big', body: Buffer.alloc(1_000_000) }], WRITER_THREADS],
 ] as const) {
   test(`SIGTERM during a download removes the partial file and the partial tree (${what})`, async (t) => {
-    const s = new Scenario(t, what.includes('threads') ? { env: WRITER_THREADS } : {});
+    const s = new Scenario(t, { env });
     const { TestServer } = await import('../helpers/http.js');
     const srv = await TestServer.start(t);
     const body = tar([...entries]);

@@ -6,15 +6,15 @@ import { sha1 } from './tar.js';
 import { tempDir } from './tmp.js';
 
 /**
- * One deploy's world in a private directory: an archive, a manifest beside it, a dest, a TMPDIR and a state
- * dir of its own, so a test can assert that nothing was left behind.
- */
-/**
  * For a scenario whose files past the first 500 must go to writer threads: any cost of creating a file
  * counts as slow (src/unpack/tar/unpacker.ts), as it does on a journal-less ext4 after many deletions.
  */
 export const WRITER_THREADS: NodeJS.ProcessEnv = { STRETCHER_TEST_SLOW_CREATE_MS: '0' };
 
+/**
+ * One deploy's world in a private directory: an archive, a manifest beside it, a dest, a TMPDIR and a state
+ * dir of its own, so a test can assert that nothing was left behind.
+ */
 export class Scenario {
   readonly root: string;
   readonly tmp: string;

@@ -63,8 +63,9 @@ export const BATCH_BYTES = 256 * 1024;
  * Threads that create and write archive files while the main thread inflates and parses, started only
  * once the caller has seen that creating files is slow (tar/unpacker.ts): one, and a second when the first
  * falls behind. On a journal-less ext4 after many deletions a file's creation can cost ~0.7 ms of kernel
- * CPU (perf: ext4_create), which GNU tar and a single thread pay one after another. libuv's pool was measured too and did not gain: its four threads interleave one
- * file's syscalls with another's and contend in the kernel.
+ * CPU (perf: ext4_create), which GNU tar and a single thread pay one after another. libuv's pool was
+ * measured too and did not gain: its four threads interleave one file's syscalls with another's and contend
+ * in the kernel.
  *
  * A path always goes to the same thread, so a later entry for it is written after the earlier one. Bytes
  * travel in 256 KiB buffers that are transferred to a thread and back, and reused: a buffer per file would
