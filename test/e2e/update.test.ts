@@ -47,7 +47,7 @@ for (const files of [20, 800]) {
   });
 }
 
-test('rsync update: a FIFO or a directory in dest where the archive has a file is replaced, never opened', async (t) => {
+test('rsync update: a FIFO or a directory in dest where the archive has a file is replaced, never read', async (t) => {
   const s = new Scenario(t);
   mkdirSync(path.join(s.dest, 'dir'), { recursive: true });
   execFileSync('mkfifo', [path.join(s.dest, 'pipe')]);

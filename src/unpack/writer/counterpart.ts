@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats, unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats, unlinkSync } from 'node:fs';
 import { type KeptFile, keepableInPlace, unchanged } from '../../shared/kept.js';
 import { parentOf, TrustedDirs } from '../../shared/tree-path.js';
 import { closeQuietly, completeEntryFile, copyStart, createEntryFile, EntryConflictError, type FileEntry, writeChunks } from './file.js';
@@ -14,8 +14,8 @@ import { closeQuietly, completeEntryFile, copyStart, createEntryFile, EntryConfl
  * Loaded by the main thread and by each writer thread, so it imports only node:fs and leaves of its own.
  * Read only, and only where nobody but root and this user can change dest's directories (every one from
  * dest down, checked as host/trust.ts does; the merge checks again, sync/kept.ts): dest's file is opened
- * only when lstat says it is a regular file of the right size, with O_NOFOLLOW and O_NONBLOCK (a FIFO or a
- * leased file cannot block the thread), and it must be the inode lstat saw.
+ * with O_NOFOLLOW and O_NONBLOCK (a symlink is refused, a FIFO or a leased file cannot block the thread), and
+ * compared only when fstat says it is a regular file of the right size.
  */
 export interface CounterpartPolicy {
   /** dest: the tree compared with. */
@@ -97,18 +97,26 @@ export class Counterparts {
     const abs = this.prefix + entry.rel;
     let fd: number | undefined;
     try {
-      const st = lstatSync(abs, { throwIfNoEntry: false });
-      if (!st?.isFile() || st.size !== want.size) return undefined;
-      if (!keepableInPlace({ uid: want.uid, gid: want.gid, mode: entry.mode }, st, this.policy.keepOwners, this.policy.euid)) return undefined;
-      if (racilyClean(st.ctimeMs, Date.now())) return undefined;
-      if (want.size === 0) return new Comparison(undefined, st, 0);
+      // Opened first, with no lstat: one path lookup per file instead of two (an lstat was 8% of the
+      // update's main thread). Opening cannot block or follow (READ), and fails on a socket; what it opens
+      // that is not a regular file is closed unread. A device node could only be root's own doing: the
+      // archive never makes one, and these directories are root's and this user's alone.
       fd = openSync(abs, READ);
-      const opened = fstatSync(fd);
-      if (!opened.isFile() || opened.ino !== st.ino || opened.dev !== st.dev || opened.ctimeMs !== st.ctimeMs) {
+      const st = fstatSync(fd);
+      if (
+        !st.isFile() ||
+        st.size !== want.size ||
+        racilyClean(st.ctimeMs, Date.now()) ||
+        !keepableInPlace({ uid: want.uid, gid: want.gid, mode: entry.mode }, st, this.policy.keepOwners, this.policy.euid)
+      ) {
         closeSync(fd);
         return undefined;
       }
-      return new Comparison(fd, opened, want.size);
+      if (want.size === 0) {
+        closeSync(fd);
+        return new Comparison(undefined, st, 0);
+      }
+      return new Comparison(fd, st, want.size);
     } catch {
       // Gone, leased (EWOULDBLOCK), unreadable: the archive's file is written, as without a dest.
       if (fd !== undefined) closeQuietly(fd);
