@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { lstat } from 'node:fs/promises';
+import { lstat, rmdir } from 'node:fs/promises';
 import { StretcherError } from '../shared/errors.js';
 
 /**
@@ -10,7 +10,15 @@ import { StretcherError } from '../shared/errors.js';
  * (which a non-root deploy may have unpacked) is made writable by its owner and removed again.
  */
 export async function removeTree(dir: string): Promise<void> {
-  // Staging is usually gone by now (renamed into place): no process for nothing.
+  // Staging is usually gone (renamed into place) or empty (merged) by now, custody empty: no process for
+  // nothing. rmdir removes only an empty directory and never follows a symlink.
+  if (
+    await rmdir(dir).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
   if (!(await lstat(dir).catch(() => undefined))) return;
   let failure = await run('rm', ['-rf', '--one-file-system', '--', dir]);
   if (failure !== undefined && (await lstat(dir).catch(() => undefined))) {

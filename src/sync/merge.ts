@@ -12,6 +12,7 @@ import {
   readlinkSync,
   readSync,
   renameSync,
+  rmdirSync,
   type Stats,
   unlinkSync,
   utimesSync,
@@ -166,8 +167,11 @@ class Merger {
         this.counts.added++;
       } else if (src.isDirectory() && dst.isDirectory()) {
         const attributes = attributesOf(src);
-        if (isTrustedDir(dst)) await this.mergeDir(from, to, relEntry);
-        else await this.replaceDir(from, to, relEntry);
+        if (isTrustedDir(dst)) {
+          await this.mergeDir(from, to, relEntry);
+          // Emptied, unless it holds what is excluded: gone now, so removing staging starts no process.
+          tryRmdir(from);
+        } else await this.replaceDir(from, to, relEntry);
         this.apply(to, attributes);
       } else if (this.keepable(src, dst) && !(this.opts.compared?.stagedDiffer && src.isFile()) && this.same(from, src, to, dst)) {
         this.apply(to, attributesOf(src), src.isSymbolicLink(), dst);
@@ -376,6 +380,14 @@ async function keepsExcluded(dir: string, rel: string, rules: readonly ExcludeRu
     if (e.isDirectory() && (await keepsExcluded(path.join(dir, e.name), relEntry, rules))) return true;
   }
   return false;
+}
+
+function tryRmdir(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty: staging's removal takes the rest.
+  }
 }
 
 function attributesOf(st: Stats): Attributes {
