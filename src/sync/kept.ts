@@ -1,11 +1,8 @@
-import { lstatSync, type Stats } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { isTrustedDir } from '../host/trust.js';
 import { type KeptFiles, keepableInPlace, StaleKeptError, unchanged } from '../shared/kept.js';
 import { Scavenger } from '../shared/scavenger.js';
 import { parentOf, TrustedDirs } from '../shared/tree-path.js';
-
-/** What the merge needs of a kept file as dest has it now, to give it the archive's attributes. */
-export type Current = Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs' | 'nlink'>;
 
 export { StaleKeptError };
 
@@ -15,13 +12,13 @@ export { StaleKeptError };
  * compared: not the same inode, size, mtime or ctime any more (a rewrite can set the mtime back, never the
  * ctime; so a pre command's chmod or chown unpacks again too), no longer one the merge may keep in place (its
  * owner or mode changed, by a pre command say), or in a directory another user can now change (the merge
- * replaces those whole, from staging, where the file is not). The deploy then unpacks again.
+ * replaces those whole, from staging, where the file is not). The deploy then unpacks again. What it found
+ * is noted in `kept` (KeptFiles.current) for the merge.
  */
-export function verifyKept(kept: KeptFiles, dest: string): Map<string, Current> {
+export function verifyKept(kept: KeptFiles, dest: string): void {
   const euid = process.geteuid?.() ?? -1;
   const keepOwners = euid === 0;
   const dirs = new TrustedDirs(dest, isTrustedDir);
-  const current = new Map<string, Current>();
   // A file's fs.Stats is garbage at once; left to V8, the young generation grew to hold thousands of them
   // and raised the update's peak RSS, which came here, after the download's buffers were gone.
   const scavenger = Scavenger.perFile();
@@ -33,7 +30,6 @@ export function verifyKept(kept: KeptFiles, dest: string): Map<string, Current> 
     // the mtime back after a rewrite in place; only the ctime says the file was not touched.
     if (!st?.isFile() || !unchanged(st, k)) throw new StaleKeptError(k, dest);
     if (!keepableInPlace(k, st, keepOwners, euid)) throw new StaleKeptError(k, dest);
-    current.set(k.rel, { uid: st.uid, gid: st.gid, mode: st.mode, mtimeMs: st.mtimeMs, nlink: st.nlink });
+    kept.noteCurrent(k.rel, st);
   }
-  return current;
 }

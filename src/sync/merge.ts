@@ -21,14 +21,14 @@ import { lstat, mkdir, readdir, rename, rmdir, unlink, utimes } from 'node:fs/pr
 import path from 'node:path';
 import { removeTree } from '../host/remove-tree.js';
 import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
-import { type Compared, type KeptFile, keepableInPlace } from '../shared/kept.js';
+import { type Compared, type KeptFile, KeptFiles, keepableInPlace } from '../shared/kept.js';
 import type { Log } from '../shared/log.js';
 import { Scavenger } from '../shared/scavenger.js';
 import { parentOf } from '../shared/tree-path.js';
 import { Carrier, Custody, conflict } from './carry.js';
 import { writable } from './writable.js';
 import { isExcluded, type ExcludeRule } from './excludes.js';
-import { type Current, verifyKept } from './kept.js';
+import { verifyKept } from './kept.js';
 
 export interface MergeOptions {
   rules: readonly ExcludeRule[];
@@ -79,10 +79,11 @@ interface Attributes {
 export async function mergeInto(staging: string, dest: string, opts: MergeOptions): Promise<Merged> {
   // What the merge relies on without a staged copy, and the one way it can fail half-way through, are
   // checked first, while dest is still as it was.
-  const current = opts.compared?.kept.size ? verifyKept(opts.compared.kept, dest) : new Map<string, Current>();
+  const kept = opts.compared?.kept ?? new KeptFiles();
+  if (kept.size) verifyKept(kept, dest);
   const blocked = await findConflict(staging, dest, '', opts.rules);
   if (blocked) throw conflict(blocked);
-  const merger = new Merger(opts, current);
+  const merger = new Merger(opts, kept);
   const root = attributesOf(await lstat(staging));
   const destStat = await lstat(dest);
   if (isTrustedDir(destStat)) await merger.mergeDir(staging, dest, '', opts.ignore);
@@ -110,10 +111,10 @@ class Merger {
 
   constructor(
     private readonly opts: MergeOptions,
-    private readonly current: ReadonlyMap<string, Current>,
+    private readonly kept: KeptFiles,
   ) {
     this.custody = new Custody(opts.custody);
-    for (const rel of current.keys()) {
+    for (const rel of kept.rels()) {
       const dir = parentOf(rel);
       const here = this.keptIn.get(dir);
       if (here) here.push(rel);
@@ -194,9 +195,9 @@ class Merger {
    * merge may have given other times already (two kept names of one inode: the last one's, as rsync).
    */
   private keep(to: string, rel: string): void {
-    const k = this.opts.compared?.kept.get(rel) as KeptFile;
+    const k = this.kept.get(rel) as KeptFile;
     const attributes = { mode: k.mode, uid: k.uid, gid: k.gid, atime: new Date(k.atime * 1000), mtime: new Date(k.mtime * 1000) };
-    const known = this.current.get(k.rel);
+    const known = this.kept.current(k.rel);
     this.apply(to, attributes, false, known && known.nlink === 1 ? known : undefined);
     this.counts.unchanged++;
     this.counts.comparedEarlier++;
