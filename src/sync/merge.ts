@@ -151,16 +151,28 @@ class Merger {
     );
     const kept = new Map((this.keptIn.get(rel) ?? []).map((k) => [path.posix.basename(k), k] as const));
     for (const [name, k] of kept) if (staged.has(name) || this.excluded(k, false)) kept.delete(name);
+    const there = new Map<string, Dirent>();
     for (const e of readdirSync(d, { withFileTypes: true })) {
+      there.set(e.name, e);
       if (staged.has(e.name) || kept.has(e.name) || ignore?.has(e.name)) continue;
       const relEntry = join(rel, e.name);
       if (!this.excluded(relEntry, e.isDirectory())) await this.remove(d, e, relEntry);
     }
+    const differs = this.opts.compared?.stagedDiffer === true;
     for (const [name, e] of staged) {
       const relEntry = join(rel, name);
       const from = path.join(s, name);
-      const src = lstatSync(from);
       const to = path.join(d, name);
+      const old = there.get(name);
+      if (differs && e.isFile() && !old?.isDirectory()) {
+        // Compared with dest's while unpacking, and different (or dest has none): nothing to look at, as the
+        // branches below would decide. d is a directory nobody else can change, so its listing still holds.
+        renameSync(from, to);
+        if (old) this.counts.replaced++;
+        else this.counts.added++;
+        continue;
+      }
+      const src = lstatSync(from);
       const dst = lstatSync(to, { throwIfNoEntry: false });
       if (!dst) {
         if (src.isDirectory()) await this.prune(from, relEntry);
