@@ -47,11 +47,20 @@ for (const files of [20, 800]) {
   });
 }
 
-test('rsync update: a FIFO or a directory in dest where the archive has a file is replaced, never read', async (t) => {
+test('rsync update: a FIFO or a directory in dest where the archive has a file is replaced, never opened', async (t) => {
   const s = new Scenario(t);
   mkdirSync(path.join(s.dest, 'dir'), { recursive: true });
   execFileSync('mkfifo', [path.join(s.dest, 'pipe')]);
   writeFileSync(path.join(s.dest, 'same.txt'), 'same\n');
+  // An application's writer waits for a reader on the FIFO: opening it to compare would release the writer
+  // and drop what it writes (or kill it with SIGPIPE). rsync never opens what it replaces.
+  const writer = spawn('sh', ['-c', `echo from-the-app > ${JSON.stringify(path.join(s.dest, 'pipe'))}`], { stdio: 'ignore' });
+  let writerExited = false;
+  writer.on('exit', () => {
+    writerExited = true;
+  });
+  t.after(() => writer.kill('SIGKILL'));
+  await sleep(100);
   s.manifest(
     s.archive(
       tar([
@@ -66,6 +75,8 @@ test('rsync update: a FIFO or a directory in dest where the archive has a file i
   assert.equal(readFileSync(path.join(s.dest, 'pipe'), 'utf8'), 'a file now\n');
   assert.equal(readFileSync(path.join(s.dest, 'dir'), 'utf8'), 'a file too\n');
   assert.match(r.stderr, /1 already as in the archive \(content compared; 1 of them while unpacking\)/);
+  await sleep(100);
+  assert.equal(writerExited, false, 'the FIFO was opened: its writer was released');
 });
 
 const ROOT = process.getuid?.() === 0;

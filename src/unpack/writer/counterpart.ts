@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats, unlinkSync } from 'node:fs';
+import { closeSync, constants, type Dir, fstatSync, lstatSync, opendirSync, openSync, readSync, type Stats, unlinkSync } from 'node:fs';
 import { type KeptFile, keepableInPlace, unchanged } from '../../shared/kept.js';
 import { parentOf, TrustedDirs } from '../../shared/tree-path.js';
 import { closeQuietly, completeEntryFile, copyStart, createEntryFile, EntryConflictError, type FileEntry, writeChunks } from './file.js';
@@ -14,8 +14,9 @@ import { closeQuietly, completeEntryFile, copyStart, createEntryFile, EntryConfl
  * Loaded by the main thread and by each writer thread, so it imports only node:fs and leaves of its own.
  * Read only, and only where nobody but root and this user can change dest's directories (every one from
  * dest down, checked as host/trust.ts does; the merge checks again, sync/kept.ts): dest's file is opened
- * with O_NOFOLLOW and O_NONBLOCK (a symlink is refused, a FIFO or a leased file cannot block the thread), and
- * compared only when fstat says it is a regular file of the right size.
+ * only when its directory's listing says it is a regular file (RegularFiles), with O_NOFOLLOW and O_NONBLOCK
+ * (a symlink swapped in is refused, a leased file cannot block the thread), and compared only when fstat
+ * says it is a regular file of the right size.
  */
 export interface CounterpartPolicy {
   /** dest: the tree compared with. */
@@ -25,7 +26,9 @@ export interface CounterpartPolicy {
   euid: number;
 }
 
-const READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+// O_NOCTTY: should a tty ever be opened here after all (swapped in by root after its directory was listed), it
+// does not become this process's controlling terminal.
+const READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
 const SCRATCH_BYTES = 256 * 1024;
 let scratchBuffer: Buffer | undefined;
 const scratch = (): Buffer => {
@@ -83,10 +86,12 @@ export class Counterparts {
   private readonly prefix: string;
   /** Whether nobody but root and this user can change a directory of dest, nor any above it (host/trust.ts). */
   private readonly dirs: TrustedDirs;
+  private readonly files: RegularFiles;
 
   constructor(private readonly policy: CounterpartPolicy) {
     this.prefix = `${policy.root}/`;
     this.dirs = new TrustedDirs(policy.root, (st) => st.isDirectory() && (st.uid === 0 || st.uid === policy.euid) && (st.mode & 0o022) === 0);
+    this.files = new RegularFiles(policy.root);
   }
 
   /** dest's file for `entry`, open for comparing, when it is one the merge could keep in place. */
@@ -95,12 +100,9 @@ export class Counterparts {
     if (!want) return undefined;
     if (!this.dirs.has(parentOf(entry.rel))) return undefined;
     const abs = this.prefix + entry.rel;
+    if (!this.files.has(parentOf(entry.rel), abs)) return undefined;
     let fd: number | undefined;
     try {
-      // Opened first, with no lstat: one path lookup per file instead of two (an lstat was 8% of the
-      // update's main thread). Opening cannot block or follow (READ), and fails on a socket; what it opens
-      // that is not a regular file is closed unread. A device node could only be root's own doing: the
-      // archive never makes one, and these directories are root's and this user's alone.
       fd = openSync(abs, READ);
       const st = fstatSync(fd);
       if (
@@ -123,6 +125,55 @@ export class Counterparts {
       return undefined;
     }
   }
+}
+
+/**
+ * Which of dest's entries are regular files, from one listing per directory. Nothing else may be opened to
+ * compare: opening a FIFO releases the application's writer waiting on it (which then loses what it wrote,
+ * or dies of SIGPIPE), and opening a device runs its driver (a watchdog arms, a serial port resets what is
+ * attached). An lstat per file says the same at twice the path lookups (it was 8% of the update's main
+ * thread); a listing costs a few system calls per directory. A directory too large to list (an app's
+ * uploads/ with a million files, where the archive has one) is asked about file by file, with lstat.
+ */
+class RegularFiles {
+  /** Directory (relative to dest) -> its regular files' names, or null: too many entries, lstat each. */
+  private readonly listed = new Map<string, Set<string> | null>();
+
+  constructor(private readonly root: string) {}
+
+  has(dir: string, abs: string): boolean {
+    let names = this.listed.get(dir);
+    if (names === undefined) {
+      // A tar lists a directory's entries together, its subdirectories' in between: a few are in use at once.
+      if (this.listed.size >= MAX_LISTED_DIRS) this.listed.clear();
+      names = regularFilesIn(dir === '' ? this.root : `${this.root}/${dir}`);
+      this.listed.set(dir, names);
+    }
+    if (names === null) return lstatSync(abs, { throwIfNoEntry: false })?.isFile() === true;
+    return names.has(abs.slice(abs.lastIndexOf('/') + 1));
+  }
+}
+
+const MAX_LISTED_DIRS = 64;
+const MAX_LISTING = 4096;
+
+function regularFilesIn(dir: string): Set<string> | null {
+  const names = new Set<string>();
+  let d: Dir | undefined;
+  try {
+    d = opendirSync(dir, { bufferSize: 128 });
+    let n = 0;
+    // Dirent types come from the directory itself; where the filesystem has none, node lstats the entry.
+    for (let e = d.readSync(); e !== null; e = d.readSync()) {
+      if (++n > MAX_LISTING) return null;
+      if (e.isFile()) names.add(e.name);
+    }
+  } catch {
+    // Gone or unreadable: nothing there to compare with.
+  } finally {
+    d?.closeSync();
+  }
+  return names;
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -109,4 +110,38 @@ test('racilyClean: a tick is 2 s where timestamps are whole seconds, a few ms wh
   assert.equal(racilyClean(1_700_000_000_123.25, 1_700_000_000_133), true, 'nanoseconds, 10 ms later');
   assert.equal(racilyClean(1_700_000_000_123.25, 1_700_000_000_223), false, 'nanoseconds, 100 ms later');
   assert.equal(racilyClean(1_700_000_005_123.5, 1_700_000_000_000), true, 'a ctime in the future');
+});
+
+test('only what its directory lists as a regular file is opened to compare, in a directory too large to list too (one lstat each then)', async (t) => {
+  const { dest, staging, counterparts } = setUp(t);
+  mkdirSync(path.join(dest, 'uploads'));
+  mkdirSync(path.join(staging, 'uploads'));
+  for (let i = 0; i < 4100; i++) writeFileSync(path.join(dest, 'uploads', `u${i}`), '');
+  const writers: ChildProcess[] = [];
+  t.after(() => {
+    for (const w of writers) w.kill('SIGKILL');
+  });
+  for (const dir of ['', 'uploads']) {
+    writeFileSync(path.join(dest, dir, 'same'), 'same bytes');
+    const pipe = path.join(dest, dir, 'pipe');
+    execFileSync('mkfifo', [pipe]);
+    // An application's writer waiting for a reader: an open to compare would release it.
+    writers.push(spawn('sh', ['-c', `echo x > ${JSON.stringify(pipe)}`], { stdio: 'ignore' }));
+  }
+  await settle();
+  for (const dir of ['', 'uploads']) {
+    const rel = (name: string) => (dir ? `${dir}/${name}` : name);
+    const file = new StagedFile(entry(staging, rel('same'), 10), counterparts);
+    file.write(Buffer.from('same bytes'));
+    assert.equal(file.end()?.rel, rel('same'), `${rel('same')} compared and kept`);
+    const staged = new StagedFile(entry(staging, rel('pipe'), 4), counterparts);
+    staged.write(Buffer.from('file'));
+    assert.equal(staged.end(), undefined, 'staged, not compared');
+  }
+  await sleep(200);
+  assert.deepEqual(
+    writers.map((w) => w.exitCode ?? w.signalCode),
+    [null, null],
+    'a FIFO was opened to compare: its writer was released',
+  );
 });
