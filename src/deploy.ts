@@ -357,6 +357,7 @@ class DeployRun {
 
   /** Temp files go on every path, before success/failure commands run (as in Go stretcher). */
   async cleanUp(): Promise<void> {
+    await this.synced?.leftovers;
     await this.releaseGit().catch(() => {});
     if (this.gitTemp) await removeTree(this.gitTemp).catch(() => {});
     if (this.staging) await removeTree(this.staging).catch(() => {});

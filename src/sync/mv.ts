@@ -53,7 +53,9 @@ export const mvStrategy = (dest: string): SyncStrategy => ({
     }
     if (carrier.carried) log.info(`mv: kept ${carrier.carried} excluded entries from the previous ${path.basename(dest)}`);
     log.info(`mv: ${dest} replaced`);
-    for (const tree of [backup, custody.dir]) await removeTree(tree).catch((err: unknown) => log.warn(errorMessage(err)));
-    return {};
+    const leftovers = (async () => {
+      for (const tree of [backup, custody.dir]) await removeTree(tree).catch((err: unknown) => log.warn(errorMessage(err)));
+    })();
+    return { leftovers };
   },
 });

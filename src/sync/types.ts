@@ -34,6 +34,12 @@ export interface Synced {
   afterPostSuccess?(): Promise<void>;
   /** What this strategy does when a post command fails after the sync; absent: nothing (dest stays new). */
   afterPostFailure?(log: Log): Promise<PostFailure>;
+  /**
+   * Trees nobody needs any more (mv: the previous dest), being removed while post runs: nothing can be
+   * done with them, and deleting 10,000 files takes as long as a quick post. Awaited before the deploy
+   * reports, whatever post did; it never rejects (a tree it cannot remove is a warning).
+   */
+  leftovers?: Promise<void>;
 }
 
 /** One deploy's way of putting the unpacked tree at dest. An instance serves a single deploy. */

@@ -131,6 +131,24 @@ test('mv: replaces an existing dest (Go refused), and stages beside it', async (
   assert.deepEqual(s.leftovers(), []);
 });
 
+for (const post of ['true', 'false']) {
+  test(`mv: the previous dest is removed while post runs, and is gone before the ${post === 'true' ? 'success' : 'failure'} commands run`, async (t) => {
+    const s = new Scenario(t);
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(path.join(s.dest, `old${d}`), { recursive: true });
+      for (let f = 0; f < 150; f++) writeFileSync(path.join(s.dest, `old${d}`, `f${f}`), 'previous');
+    }
+    const seen = path.join(s.root, 'seen');
+    const look = `ls -a ${path.dirname(s.dest)} | grep -c stretcher-old > ${seen}; true`;
+    s.manifest(`${s.archive(tar([{ path: 'new' }]))}sync_strategy: mv\ncommands:\n  post: ["${post}"]\n  success: ["${look}"]\n  failure: ["${look}"]\n`);
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, post === 'true' ? 0 : 1, r.stderr);
+    assert.deepEqual(listTree(s.dest), ['new']);
+    assert.equal(readFileSync(seen, 'utf8').trim(), '0', 'the old tree was still there');
+    assert.deepEqual(s.leftovers(), []);
+  });
+}
+
 test('mv: excluded directories in dest are carried over whole', async (t) => {
   const s = new Scenario(t);
   mkdirSync(path.join(s.dest, 'log/2026'), { recursive: true });
