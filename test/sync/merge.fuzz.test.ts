@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { compileExclude } from '../../src/sync/excludes.js';
+import { compileExcludes } from '../../src/sync/excludes.js';
 import { mergeInto } from '../../src/sync/merge.js';
 import { Log } from '../../src/shared/log.js';
 import { comparedOf, reuseFor } from '../../src/unpack/reuse.js';
@@ -131,7 +131,7 @@ test('merge: dest ends exactly as rsync -a --delete --checksum leaves it, exclud
         build(staged, archive);
         build(rsyncSrc, archive);
         mkdirSync(custody, { mode: 0o700 });
-        await likeRsync({ rsyncSrc, theirs, ours, archive, patterns }, () => mergeInto(staged, ours, { rules: patterns.map(compileExclude), log, custody, keepOwners: ROOT }));
+        await likeRsync({ rsyncSrc, theirs, ours, archive, patterns }, async () => mergeInto(staged, ours, { rules: await compileExcludes(patterns), log, custody, keepOwners: ROOT }));
       } finally {
         rmSync(run, { recursive: true, force: true });
       }
@@ -193,7 +193,7 @@ test('merge after unpacking that compared with dest (files dest had byte for byt
         await unpacker.finish();
         const compared = comparedOf(reuse);
         keptInAll += compared.kept.size;
-        await likeRsync({ rsyncSrc, theirs, ours, archive, patterns }, () => mergeInto(staged, ours, { rules: patterns.map(compileExclude), log, custody, keepOwners: ROOT, compared }));
+        await likeRsync({ rsyncSrc, theirs, ours, archive, patterns }, async () => mergeInto(staged, ours, { rules: await compileExcludes(patterns), log, custody, keepOwners: ROOT, compared }));
       } finally {
         rmSync(run, { recursive: true, force: true });
       }
