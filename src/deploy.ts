@@ -85,6 +85,7 @@ export async function deploy(location: Location, opts: DeployOptions, prefetched
         await run.pre();
         await run.sync();
         await run.post();
+        await run.settle();
       }
     } catch (err) {
       run.failed(err);
@@ -350,6 +351,15 @@ class DeployRun {
     }
   }
 
+  /**
+   * What the strategy left to remove while post ran (mv's previous dest) is gone. A signal meanwhile fails
+   * the deploy, as it did when the removal was part of the sync.
+   */
+  async settle(): Promise<void> {
+    await this.synced?.leftovers;
+    this.opts.context.signal.throwIfAborted();
+  }
+
   failed(err: unknown): void {
     this.error = err;
     if (err instanceof ManifestError && err.failureCommands) this.failureCommands = err.failureCommands;
@@ -357,6 +367,7 @@ class DeployRun {
 
   /** Temp files go on every path, before success/failure commands run (as in Go stretcher). */
   async cleanUp(): Promise<void> {
+    // After a failure in post, settle() did not run.
     await this.synced?.leftovers;
     await this.releaseGit().catch(() => {});
     if (this.gitTemp) await removeTree(this.gitTemp).catch(() => {});

@@ -37,7 +37,8 @@ export interface Synced {
   /**
    * Trees nobody needs any more (mv: the previous dest), being removed while post runs: nothing can be
    * done with them, and deleting 10,000 files takes as long as a quick post. Awaited before the deploy
-   * reports, whatever post did; it never rejects (a tree it cannot remove is a warning).
+   * reports, whatever post did (a signal during the wait fails the deploy); it never rejects (a tree it
+   * cannot remove is a warning).
    */
   leftovers?: Promise<void>;
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -129,4 +130,31 @@ commands:
   const r2 = await second;
   assert.equal(r2.code, 0, r2.stderr);
   assert.equal(readFileSync(`${s.out}/seen-by-second`, 'utf8'), '', "the second deploy's pre ran only after the first's group was gone");
+});
+
+test('SIGTERM after post, while mv still removes the previous dest: the deploy fails with failure commands run, as during the sync', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  writeFileSync(path.join(s.dest, 'v1'), 'v1');
+  // The previous tree's removal (rm -rf) outlasts post and the signal: an rm that waits a second first.
+  const bin = path.join(s.root, 'bin');
+  mkdirSync(bin);
+  const realRm = execFileSync('sh', ['-c', 'command -v rm'], { encoding: 'utf8' }).trim();
+  writeFileSync(path.join(bin, 'rm'), `#!/bin/sh\nsleep 1\nexec ${realRm} "$@"\n`, { mode: 0o755 });
+  s.manifest(`${s.archive(tar([{ path: 'v2' }]))}sync_strategy: mv
+commands:
+  post: ["touch ${s.out}/posted"]
+  success: ["touch ${s.out}/succeeded"]
+  failure: ["ls -a ${path.dirname(s.dest)} | grep -c stretcher-old > ${s.out}/failed; true"]
+`);
+  let pid = 0;
+  const run = s.run(`${s.root}/manifest.yml`, { env: { PATH: `${bin}:${process.env.PATH}` }, onSpawn: (p) => (pid = p) });
+  await until(() => existsSync(`${s.out}/posted`), 'post');
+  process.kill(pid, 'SIGTERM');
+  const r = await run;
+  assert.equal(r.code, 143, r.stderr);
+  assert.equal(existsSync(`${s.out}/succeeded`), false);
+  assert.equal(readFileSync(`${s.out}/failed`, 'utf8').trim(), '0', 'the failure commands ran, once the old tree was gone');
+  assert.deepEqual(listTree(s.dest), ['v2']);
+  assert.deepEqual(s.leftovers(), []);
 });

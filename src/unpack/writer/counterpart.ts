@@ -134,6 +134,8 @@ export class Counterparts {
  * attached). An lstat per file says the same at twice the path lookups (it was 8% of the update's main
  * thread); a listing costs a few system calls per directory. A directory too large to list (an app's
  * uploads/ with a million files, where the archive has one) is asked about file by file, with lstat.
+ * A listing is trusted until the download ends: only root or this user could swap a listed file for a FIFO
+ * meanwhile (these directories are theirs alone), and an lstat before each open would leave a window too.
  */
 class RegularFiles {
   /** Directory (relative to dest) -> its regular files' names, or null: too many entries, lstat each. */
