@@ -53,8 +53,14 @@ export const mvStrategy = (dest: string): SyncStrategy => ({
     }
     if (carrier.carried) log.info(`mv: kept ${carrier.carried} excluded entries from the previous ${path.basename(dest)}`);
     log.info(`mv: ${dest} replaced`);
+    // Into custody first: a process killed while removing it leaves debris the next run removes, never a
+    // half-removed `.stretcher-old-*` that it would put back should dest be missing by then.
+    const previous = await rename(backup, custody.place('previous')).then(
+      () => [custody.dir],
+      () => [backup, custody.dir],
+    );
     const leftovers = (async () => {
-      for (const tree of [backup, custody.dir]) await removeTree(tree).catch((err: unknown) => log.warn(errorMessage(err)));
+      for (const tree of previous) await removeTree(tree).catch((err: unknown) => log.warn(errorMessage(err)));
     })();
     return { leftovers };
   },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -157,4 +157,32 @@ commands:
   assert.equal(readFileSync(`${s.out}/failed`, 'utf8').trim(), '0', 'the failure commands ran, once the old tree was gone');
   assert.deepEqual(listTree(s.dest), ['v2']);
   assert.deepEqual(s.leftovers(), []);
+});
+
+test('SIGKILL while mv removes the previous dest leaves it in custody, which the next run removes, never as an old tree it would put back', async (t) => {
+  const s = new Scenario(t);
+  mkdirSync(s.dest);
+  writeFileSync(path.join(s.dest, 'v1'), 'v1');
+  const bin = path.join(s.root, 'bin');
+  mkdirSync(bin);
+  const realRm = execFileSync('sh', ['-c', 'command -v rm'], { encoding: 'utf8' }).trim();
+  writeFileSync(path.join(bin, 'rm'), `#!/bin/sh\ntouch ${s.out}/removing\nsleep 3\nexec ${realRm} "$@"\n`, { mode: 0o755 });
+  s.manifest(`${s.archive(tar([{ path: 'v2' }]))}sync_strategy: mv\n`);
+  let pid = 0;
+  const run = s.run(`${s.root}/manifest.yml`, { env: { PATH: `${bin}:${process.env.PATH}` }, onSpawn: (p) => (pid = p) });
+  await until(() => existsSync(`${s.out}/removing`), 'the removal');
+  process.kill(pid, 'SIGKILL');
+  await run;
+  const beside = () => readdirSync(path.dirname(s.dest)).filter((n) => n.includes('stretcher-'));
+  assert.deepEqual(listTree(s.dest), ['v2']);
+  assert.equal(beside().filter((n) => n.includes('stretcher-old-')).length, 0, `an old tree beside dest: ${beside().join(', ')}`);
+  assert.equal(beside().filter((n) => n.includes('stretcher-custody-')).length, 1, beside().join(', '));
+  // dest gone before the next run (an operator's rm -rf): nothing half-removed is put back.
+  execFileSync(realRm, ['-rf', s.dest]);
+  s.manifest(`${s.archive(tar([{ path: 'v3' }]), 'v3.tar')}sync_strategy: mv\n`, 'v3.yml');
+  const r = await s.run(`${s.root}/v3.yml`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /restored/);
+  assert.deepEqual(listTree(s.dest), ['v3']);
+  assert.deepEqual(beside(), []);
 });
