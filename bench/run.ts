@@ -7,7 +7,7 @@
  * those groups and prints their medians without touching RESULTS.md.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -102,7 +102,14 @@ function discard(dir: string): void {
   if (!existsSync(dir)) return;
   mkdirSync(TRASH, { recursive: true });
   renameSync(dir, path.join(TRASH, String(trashed++)));
+  // Unless that would fill the filesystem: BENCH_RUNS=9 trashed more than a 12 GiB tmpfs holds (ENOSPC).
+  const { bavail, bsize } = statfsSync(WORK_ROOT);
+  if (bavail * bsize < TRASH_ROOM) {
+    process.stderr.write(`bench: under ${TRASH_ROOM / 2 ** 30} GiB free in ${WORK_ROOT}: emptying the trash now (untimed)\n`);
+    fresh(TRASH);
+  }
 }
+const TRASH_ROOM = 4 * 2 ** 30;
 
 async function main(): Promise<void> {
   mkdirSync(FIXTURES, { recursive: true });
