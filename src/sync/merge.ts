@@ -186,7 +186,7 @@ class Merger {
           tryRmdir(from);
         } else await this.replaceDir(from, to, relEntry);
         this.apply(to, attributes);
-      } else if (this.keepable(src, dst) && !(this.opts.compared?.stagedDiffer && src.isFile()) && this.same(from, src, to, dst)) {
+      } else if (this.keepable(src, dst) && !(differs && src.isFile()) && this.same(from, src, to, dst)) {
         this.apply(to, attributesOf(src), src.isSymbolicLink(), dst);
         this.counts.unchanged++;
       } else {

@@ -132,15 +132,21 @@ commands:
   assert.equal(readFileSync(`${s.out}/seen-by-second`, 'utf8'), '', "the second deploy's pre ran only after the first's group was gone");
 });
 
+/** A PATH whose `rm` runs `first` (shell) before the real rm: stretcher's tree removals then take that long. */
+function slowRm(s: Scenario, first: string): { path: string; realRm: string } {
+  const bin = path.join(s.root, 'bin');
+  mkdirSync(bin);
+  const realRm = execFileSync('sh', ['-c', 'command -v rm'], { encoding: 'utf8' }).trim();
+  writeFileSync(path.join(bin, 'rm'), `#!/bin/sh\n${first}\nexec ${realRm} "$@"\n`, { mode: 0o755 });
+  return { path: `${bin}:${process.env.PATH}`, realRm };
+}
+
 test('SIGTERM after post, while mv still removes the previous dest: the deploy fails with failure commands run, as during the sync', async (t) => {
   const s = new Scenario(t);
   mkdirSync(s.dest);
   writeFileSync(path.join(s.dest, 'v1'), 'v1');
   // The previous tree's removal (rm -rf) outlasts post and the signal: an rm that waits a second first.
-  const bin = path.join(s.root, 'bin');
-  mkdirSync(bin);
-  const realRm = execFileSync('sh', ['-c', 'command -v rm'], { encoding: 'utf8' }).trim();
-  writeFileSync(path.join(bin, 'rm'), `#!/bin/sh\nsleep 1\nexec ${realRm} "$@"\n`, { mode: 0o755 });
+  const { path: withSlowRm } = slowRm(s, 'sleep 1');
   s.manifest(`${s.archive(tar([{ path: 'v2' }]))}sync_strategy: mv
 commands:
   post: ["touch ${s.out}/posted"]
@@ -148,7 +154,7 @@ commands:
   failure: ["ls -a ${path.dirname(s.dest)} | grep -c stretcher-old > ${s.out}/failed; true"]
 `);
   let pid = 0;
-  const run = s.run(`${s.root}/manifest.yml`, { env: { PATH: `${bin}:${process.env.PATH}` }, onSpawn: (p) => (pid = p) });
+  const run = s.run(`${s.root}/manifest.yml`, { env: { PATH: withSlowRm }, onSpawn: (p) => (pid = p) });
   await until(() => existsSync(`${s.out}/posted`), 'post');
   process.kill(pid, 'SIGTERM');
   const r = await run;
@@ -163,13 +169,10 @@ test('SIGKILL while mv removes the previous dest leaves it in custody, which the
   const s = new Scenario(t);
   mkdirSync(s.dest);
   writeFileSync(path.join(s.dest, 'v1'), 'v1');
-  const bin = path.join(s.root, 'bin');
-  mkdirSync(bin);
-  const realRm = execFileSync('sh', ['-c', 'command -v rm'], { encoding: 'utf8' }).trim();
-  writeFileSync(path.join(bin, 'rm'), `#!/bin/sh\ntouch ${s.out}/removing\nsleep 3\nexec ${realRm} "$@"\n`, { mode: 0o755 });
+  const { path: withSlowRm, realRm } = slowRm(s, `touch ${s.out}/removing; sleep 3`);
   s.manifest(`${s.archive(tar([{ path: 'v2' }]))}sync_strategy: mv\n`);
   let pid = 0;
-  const run = s.run(`${s.root}/manifest.yml`, { env: { PATH: `${bin}:${process.env.PATH}` }, onSpawn: (p) => (pid = p) });
+  const run = s.run(`${s.root}/manifest.yml`, { env: { PATH: withSlowRm }, onSpawn: (p) => (pid = p) });
   await until(() => existsSync(`${s.out}/removing`), 'the removal');
   process.kill(pid, 'SIGKILL');
   await run;

@@ -98,9 +98,10 @@ export class Counterparts {
   open(entry: FileEntry): Comparison | undefined {
     const want = entry.compare;
     if (!want) return undefined;
-    if (!this.dirs.has(parentOf(entry.rel))) return undefined;
+    const dir = parentOf(entry.rel);
+    if (!this.dirs.has(dir)) return undefined;
     const abs = this.prefix + entry.rel;
-    if (!this.files.has(parentOf(entry.rel), abs)) return undefined;
+    if (!this.files.has(dir, abs)) return undefined;
     let fd: number | undefined;
     try {
       fd = openSync(abs, READ);
