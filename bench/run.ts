@@ -4,7 +4,8 @@
  * measured section. BENCH_RUNS (default 5) sets the runs per contender; BENCH_SKIP_XL=1 skips the 4x
  * archive used for the memory check; BENCH_DIR puts the work tree (dest, TMPDIR, staging) on another
  * filesystem, such as a fresh ext4 with a journal (bench/fresh-ext4.sh); BENCH_ONLY=large,memory runs only
- * those groups and prints their medians without touching RESULTS.md.
+ * those groups and prints their medians without touching RESULTS.md; BENCH_NO_EXTRA_CA=1 runs every contender
+ * without NODE_EXTRA_CA_CERTS (see EXTRA_CA below).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,15 @@ const WORK_ROOT = process.env.BENCH_DIR ? path.resolve(process.env.BENCH_DIR) : 
 const WORK = path.join(WORK_ROOT, 'work');
 const TRASH = path.join(WORK_ROOT, 'work-trash');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+// Node 20 builds its whole CA store at start-up once NODE_EXTRA_CA_CERTS is set (Node 24 waits for the first
+// TLS connection): `node -e 0` took 0.10 to 0.14 s with this machine's 144-certificate bundle, 0.06 to 0.09 s
+// with an empty file, 0.03 to 0.04 s without the variable, and 2 MB more. Nothing here uses TLS, and the shell
+// pipeline never pays it; a sandbox that sets it for its proxy adds that to every node start measured. The
+// startup group shows the cost; BENCH_NO_EXTRA_CA=1 leaves it out of every contender.
+const EXTRA_CA = process.env.NODE_EXTRA_CA_CERTS;
+const NO_EXTRA_CA = process.env.BENCH_NO_EXTRA_CA === '1';
+const BASE_ENV: NodeJS.ProcessEnv = { ...process.env };
+if (NO_EXTRA_CA) delete BASE_ENV.NODE_EXTRA_CA_CERTS;
 
 interface Sample {
   ms: number;
@@ -43,7 +53,7 @@ interface Contender {
 function timed(file: string, args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; rss?: boolean } = {}): Promise<Sample> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(file, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(file, args, { env: { ...BASE_ENV, ...opts.env }, stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
     let twoWriters = false;
     child.stderr.on('data', (d: Buffer) => {
@@ -70,6 +80,13 @@ function timed(file: string, args: string[], opts: { stdin?: string; env?: NodeJ
       resolve({ ms, ...(opts.rss ? { rssKb } : {}), ...(twoWriters ? { twoWriters } : {}) });
     });
   });
+}
+
+/** The cores' time so far and the part of it stolen by the hypervisor for other guests (/proc/stat, in ticks). */
+function cpuTicks(): { total: number; steal: number } {
+  const fields = (/^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? '').trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal (guest times are already inside user and nice)
+  return { total: fields.slice(0, 8).reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
 }
 
 function fresh(dir: string): void {
@@ -217,6 +234,9 @@ async function main(): Promise<void> {
     { group: 'small', name: 'shell pipeline, small archive', setup: empty, run: shell(fx.small as Fixture) },
     { group: 'small', name: 'stretcher rsync, small archive', setup: empty, run: stretcher(fx.small as Fixture, 'rsync') },
     { group: 'startup', name: 'node -e 0', run: () => timed(process.execPath, ['-e', '0']) },
+    ...(EXTRA_CA && !NO_EXTRA_CA
+      ? [{ group: 'startup', name: 'node -e 0, NODE_EXTRA_CA_CERTS unset', run: () => timed(process.execPath, ['-e', '0'], { env: { NODE_EXTRA_CA_CERTS: undefined }, rss: true }) }]
+      : []),
     { group: 'startup', name: 'stretcher --version', run: () => timed(process.execPath, [CLI, '--version'], { rss: true }) },
     { group: 'startup', name: 'stretcher commands-only deploy (file://)', run: () => timed(process.execPath, [CLI], { stdin: commandsOnly, env, rss: true }) },
   ];
@@ -232,6 +252,9 @@ async function main(): Promise<void> {
   const unordered = contenders.filter((c) => !order.includes(c.group));
   if (unordered.length) throw new Error(`bench: no place in the run order for ${unordered.map((c) => c.group).join(', ')}`);
   const only = process.env.BENCH_ONLY?.split(',');
+  // On a shared VM the hypervisor may run other guests on these cores: the share it took is reported, as
+  // the figures mean little when it is large.
+  const ticksBefore = cpuTicks();
   for (const group of order.filter((g) => !only || only.includes(g))) {
     for (let round = 0; round < RUNS; round++) {
       for (const c of contenders.filter((x) => x.group === group)) {
@@ -245,6 +268,10 @@ async function main(): Promise<void> {
       }
     }
   }
+  const ticksAfter = cpuTicks();
+  const stolen = ticksAfter.total > ticksBefore.total ? (ticksAfter.steal - ticksBefore.steal) / (ticksAfter.total - ticksBefore.total) : 0;
+  const steal = `CPU steal during the runs (time the hypervisor gave other guests): ${(stolen * 100).toFixed(1)}% of the cores' time`;
+  process.stderr.write(`${steal}\n`);
   server.close();
   fresh(WORK);
   fresh(TRASH);
@@ -317,10 +344,11 @@ async function main(): Promise<void> {
     target('commands-only file:// deploy <= 3x node -e 0', (get('stretcher commands-only deploy (file://)')?.ratio ?? 9) <= 3, `${get('stretcher commands-only deploy (file://)')?.ratio.toFixed(3)}x`),
   ].join('\n');
   const machine = [
-    `- CPU: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; memory ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
+    `- CPU: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; memory ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB; ${steal}`,
     `- work tree (dest, TMPDIR, staging): ${execFileSync('df', ['--output=fstype,source', WORK_ROOT]).toString().trim().split('\n').pop()?.trim().replace(/\s+/, ' on ')}${journal(WORK_ROOT)}${process.env.BENCH_DIR ? ` (BENCH_DIR=${process.env.BENCH_DIR})` : ''}`,
     `- node ${process.version}; ${execFileSync('rsync', ['--version']).toString().split('\n')[0]}; ${execFileSync('tar', ['--version']).toString().split('\n')[0]}`,
     `- fixtures: large ${fx.large?.files} files, ${((fx.large?.bytes ?? 0) / 1e6).toFixed(0)} MB unpacked, ${(statSync(fx.large?.archive ?? '').size / 1e6).toFixed(0)} MB gzip'd; small ${fx.small?.files} files, ${((fx.small?.bytes ?? 0) / 1e3).toFixed(0)} kB${fx.xl ? `; 4x: ${fx.xl.files} files, ${(fx.xl.bytes / 1e6).toFixed(0)} MB unpacked` : ''}`,
+    `- NODE_EXTRA_CA_CERTS: ${EXTRA_CA ? (NO_EXTRA_CA ? 'set here, unset for every contender (BENCH_NO_EXTRA_CA=1)' : 'set, so every node start measured builds its CA store first (the startup rows show the cost; BENCH_NO_EXTRA_CA=1 leaves it out)') : 'not set'}`,
     `- ${RUNS} runs per contender, alternated; served over HTTP from 127.0.0.1; ${new Date().toISOString().slice(0, 10)}`,
   ].join('\n');
   const report = `## Measured\n\n${machine}\n\n${table}\n\n### Targets\n\n${targets}\n`;
