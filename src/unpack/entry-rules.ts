@@ -1,5 +1,4 @@
-import { lstatSync, mkdirSync, readlinkSync, unlinkSync } from 'node:fs';
-import { chmod, lchown, lstat, lutimes, symlink, utimes } from 'node:fs/promises';
+import { chmodSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
@@ -172,30 +171,42 @@ export class StagingTree {
   /**
    * The last step: symlinks, then directory owners, modes and times, deepest first, so that a read-only
    * directory does not stop what is inside it being fixed.
+   *
+   * Direct calls, as the merge makes them (sync/merge.ts): three per directory, and through libuv's pool
+   * each waited its turn behind inflating; the event loop gets a turn every 256 entries, so that a signal
+   * still stops a large tree's completion promptly.
    */
   async complete(keepOwners: boolean): Promise<void> {
-    for (const link of this.symlinks.values()) await this.makeSymlink(link, keepOwners);
+    let done = 0;
+    const breathe = async (): Promise<void> => {
+      if (++done % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    };
+    for (const link of this.symlinks.values()) {
+      this.makeSymlink(link, keepOwners);
+      await breathe();
+    }
     for (const dir of this.dirs.reverse()) {
       const abs = this.abs(dir.rel);
-      if (dir.owner && keepOwners) await lchown(abs, dir.owner.uid, dir.owner.gid);
-      if (dir.mode !== undefined) await chmod(abs, dir.mode & 0o7777);
-      if (dir.mtime) await utimes(abs, dir.mtime, dir.mtime);
+      if (dir.owner && keepOwners) lchownSync(abs, dir.owner.uid, dir.owner.gid);
+      if (dir.mode !== undefined) chmodSync(abs, dir.mode & 0o7777);
+      if (dir.mtime) utimesSync(abs, dir.mtime, dir.mtime);
+      await breathe();
     }
   }
 
-  private async makeSymlink(link: DeferredLink, keepOwners: boolean): Promise<void> {
+  private makeSymlink(link: DeferredLink, keepOwners: boolean): void {
     this.realDir(parentOf(link.rel), false);
     const abs = this.abs(link.rel);
     try {
-      await symlink(link.target, abs);
+      symlinkSync(link.target, abs);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new HostileArchiveError(`refusing the archive: symlink ${JSON.stringify(link.rel)} collides with an entry the archive puts inside or at that path`);
       }
       throw err;
     }
-    if (keepOwners && link.uid !== undefined && link.gid !== undefined) await lchown(abs, link.uid, link.gid);
-    if (link.mtime) await lutimes(abs, link.mtime, link.mtime);
+    if (keepOwners && link.uid !== undefined && link.gid !== undefined) lchownSync(abs, link.uid, link.gid);
+    if (link.mtime) lutimesSync(abs, link.mtime, link.mtime);
   }
 
   /** The summary line, once unpacking succeeded. */
@@ -210,15 +221,24 @@ export class StagingTree {
  * symlink an earlier layer left, say): lstat checks only the last component, and link() follows the others.
  * Checks without creating anything, unlike realDir.
  */
-export async function obstacleOnPath(root: string, rel: string): Promise<'a symlink' | 'a non-directory' | undefined> {
+export function obstacleOnPath(root: string, rel: string): 'a symlink' | 'a non-directory' | undefined {
   let current = root;
   for (const part of rel.split('/').slice(0, -1)) {
     current = path.join(current, part);
-    const st = await lstat(current).catch(() => undefined);
+    const st = lstatQuietly(current);
     if (!st) return undefined;
     if (!st.isDirectory()) return st.isSymbolicLink() ? 'a symlink' : 'a non-directory';
   }
   return undefined;
+}
+
+/** An entry's lstat, or undefined when there is none there or it cannot be looked at. */
+export function lstatQuietly(abs: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(abs);
+  } catch {
+    return undefined;
+  }
 }
 
 function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined {

@@ -1,10 +1,9 @@
-import { lstatSync, readFileSync } from 'node:fs';
-import { link, lstat, unlink } from 'node:fs/promises';
+import { linkSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { StretcherError } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
-import { HostileArchiveError, obstacleOnPath, parentOf, safeRelative, StagingTree, type UnpackLimits, type Unpacked } from '../entry-rules.js';
+import { HostileArchiveError, lstatQuietly, obstacleOnPath, parentOf, safeRelative, StagingTree, type UnpackLimits, type Unpacked } from '../entry-rules.js';
 import { materialize, type Reuse } from '../reuse.js';
 import { Counterparts, StagedFile } from '../writer/counterpart.js';
 import { EntryConflictError, type FileEntry } from '../writer/file.js';
@@ -146,7 +145,12 @@ export class TarUnpacker {
         if (this.pool.error) this.fatal ??= this.writerError(this.pool.error);
       }
       if (this.fatal) throw this.fatal;
-      for (const hard of this.hardLinks.values()) await this.makeHardLink(hard);
+      let linked = 0;
+      for (const hard of this.hardLinks.values()) {
+        this.makeHardLink(hard);
+        // Direct calls, as in StagingTree.complete(); the event loop still gets a turn for a signal.
+        if (++linked % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       await this.tree.complete(this.isRoot);
       return this.tree.report(this.log, format);
     } finally {
@@ -339,29 +343,29 @@ export class TarUnpacker {
     };
   }
 
-  private async makeHardLink(hard: HardLink): Promise<void> {
+  private makeHardLink(hard: HardLink): void {
     this.tree.realDir(parentOf(hard.rel), false);
-    const obstacle = await obstacleOnPath(this.staging, hard.target);
+    const obstacle = obstacleOnPath(this.staging, hard.target);
     if (obstacle) {
       throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which passes through ${obstacle}`);
     }
     const target = path.join(this.staging, hard.target);
-    let st = await lstat(target).catch(() => undefined);
+    let st = lstatQuietly(target);
     // Its target is a file dest already had, never staged: staged now, for the link to have its inode.
     const kept = st ? undefined : this.reuse?.kept.get(hard.target);
     if (kept && this.reuse) {
       materialize(kept, this.staging, this.reuse.policy);
       this.reuse.kept.delete(hard.target);
-      st = await lstat(target);
+      st = lstatSync(target);
     }
     if (!st?.isFile()) {
       throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which is not a file in the archive`);
     }
     const abs = path.join(this.staging, hard.rel);
-    const existing = await lstat(abs).catch(() => undefined);
+    const existing = lstatQuietly(abs);
     if (existing?.isDirectory()) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(hard.rel)} is a hard link where a directory already is`);
-    if (existing) await unlink(abs);
-    await link(target, abs);
+    if (existing) unlinkSync(abs);
+    linkSync(target, abs);
   }
 
   private ownerOf(e: TarHeader): { owner?: { uid: number; gid: number } } {
