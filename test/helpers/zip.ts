@@ -8,6 +8,12 @@ export interface ZipEntry {
   mode?: number;
   symlink?: string;
   mtime?: Date;
+  /** What the headers claim, where a hostile zip lies: the uncompressed size, the method, encryption. */
+  declaredSize?: number;
+  method?: number;
+  encrypted?: boolean;
+  /** Stored (method 0) instead of deflated. */
+  stored?: boolean;
 }
 
 function dosTime(d: Date): { time: number; date: number } {
@@ -25,21 +31,23 @@ export function zip(entries: ZipEntry[]): Buffer {
     const isDir = e.path.endsWith('/');
     const data = Buffer.from(e.symlink ?? e.body ?? '');
     const mode = e.symlink !== undefined ? 0o120777 : (e.mode ?? (isDir ? 0o040755 : 0o100644));
-    const compressed = isDir ? data : deflateRawSync(data);
-    const method = isDir ? 0 : 8;
+    const compressed = isDir || e.stored ? data : deflateRawSync(data);
+    const method = e.method ?? (isDir || e.stored ? 0 : 8);
+    const flags = e.encrypted ? 1 : 0;
+    const size = e.declaredSize ?? data.length;
     const crc = crc32(data);
     const { time, date } = dosTime(e.mtime ?? new Date(2026, 0, 1, 12, 0, 0));
     const name = Buffer.from(e.path);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0, 6);
+    local.writeUInt16LE(flags, 6);
     local.writeUInt16LE(method, 8);
     local.writeUInt16LE(time, 10);
     local.writeUInt16LE(date, 12);
     local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(compressed.length, 18);
-    local.writeUInt32LE(data.length, 22);
+    local.writeUInt32LE(size, 22);
     local.writeUInt16LE(name.length, 26);
     local.writeUInt16LE(0, 28);
     locals.push(local, name, compressed);
@@ -47,13 +55,13 @@ export function zip(entries: ZipEntry[]): Buffer {
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE((3 << 8) | 20, 4); // made by Unix
     central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0, 8);
+    central.writeUInt16LE(flags, 8);
     central.writeUInt16LE(method, 10);
     central.writeUInt16LE(time, 12);
     central.writeUInt16LE(date, 14);
     central.writeUInt32LE(crc, 16);
     central.writeUInt32LE(compressed.length, 20);
-    central.writeUInt32LE(data.length, 24);
+    central.writeUInt32LE(size, 24);
     central.writeUInt16LE(name.length, 28);
     central.writeUInt32LE((mode << 16) >>> 0, 38);
     central.writeUInt32LE(offset, 42);
