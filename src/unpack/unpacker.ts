@@ -1,4 +1,4 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
@@ -10,6 +10,7 @@ import { InflateInput } from './inflate-input.js';
 import type { Reuse } from './reuse.js';
 import { Scavenger } from '../shared/scavenger.js';
 import { TarUnpacker } from './tar/unpacker.js';
+import { closeQuietly, writeChunks } from './writer/file.js';
 
 export type { UnpackLimits, Unpacked };
 
@@ -66,12 +67,25 @@ class ArchiveSink implements Unpacker {
   constructor(private readonly target: Target) {
     this.sink = new Writable({
       highWaterMark: 256 * 1024,
+      // What throws here is this host's (a full disk under the zip's spool): it fails the download, which
+      // says so and does not retry.
       write: (chunk: Buffer, _enc, done) => {
-        const full = this.write(chunk);
+        let full: Promise<void> | undefined;
+        try {
+          full = this.write(chunk);
+        } catch (err) {
+          return done(err as Error);
+        }
         if (full) full.then(() => done(), done);
         else done();
       },
-      final: (done) => this.started().end(done),
+      final: (done) => {
+        try {
+          this.started().end(done);
+        } catch (err) {
+          done(err as Error);
+        }
+      },
     });
   }
 
@@ -236,27 +250,39 @@ class GzippedTar extends PlainTar {
   }
 }
 
-/** A zip: kept in a file until the checksum is verified, then unpacked from it. */
+/**
+ * A zip: kept in a file until the checksum is verified, then unpacked from it. Written by direct calls, as
+ * the writer threads write (page-cache copies), so that the socket's chunks are garbage at once and a write
+ * error fails the download where it happens: a WriteStream's ENOSPC was an unhandled 'error' event, which
+ * killed node before any failure command ran.
+ */
 class ZipSpool implements Phase {
-  private readonly spool: WriteStream;
+  private fd: number | undefined;
+  private readonly scavenger = new Scavenger();
 
   constructor(private readonly target: Target) {
-    this.spool = createWriteStream(target.spoolFile, { mode: 0o600 });
+    this.fd = openSync(target.spoolFile, 'w', 0o600);
     // A zip's files are staged without comparing them with dest's.
     if (target.reuse) target.reuse.allCompared = false;
   }
 
-  write(chunk: Buffer): Promise<void> | undefined {
-    if (this.spool.write(chunk)) return undefined;
-    return new Promise((resolve) => this.spool.once('drain', resolve));
+  write(chunk: Buffer): undefined {
+    if (this.fd === undefined) return undefined;
+    writeChunks(this.fd, [chunk]);
+    this.scavenger.discarded(chunk.length);
+    return undefined;
   }
 
   end(done: (err?: Error) => void): void {
-    this.spool.end(done);
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) closeSync(fd);
+    done();
   }
 
   async close(): Promise<void> {
-    this.spool.destroy();
+    if (this.fd !== undefined) closeQuietly(this.fd);
+    this.fd = undefined;
   }
 
   async finish(): Promise<Unpacked> {

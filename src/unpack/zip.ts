@@ -4,6 +4,7 @@ import { inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
+import { Scavenger } from '../shared/scavenger.js';
 import { HostileArchiveError, StagingTree, staysInside, type UnpackLimits, type Unpacked } from './entry-rules.js';
 import { closeQuietly, completeEntryFile, createEntryFile, EntryConflictError, type FileEntry, writeChunks } from './writer/file.js';
 
@@ -35,6 +36,7 @@ export async function unzipInto(file: string, staging: string, limits: UnpackLim
   const { zip, reader } = await openZip(file);
   const tree = new StagingTree(staging, limits);
   const links = new Map<string, { name: string; target: string; mtime: Date }>();
+  const scavenger = new Scavenger();
   let done = 0;
   try {
     tree.checkEntryCount(zip.entryCount);
@@ -60,6 +62,8 @@ export async function unzipInto(file: string, staging: string, limits: UnpackLim
       const data = await directData(zip, reader, entry);
       if (data) writeWhole(data, file);
       else await writeFile(await openEntry(zip, entry), file, entry.fileName);
+      // The entry's buffers (read and inflated) are garbage now: see Scavenger.
+      scavenger.discarded(entry.compressedSize + entry.uncompressedSize);
       // The event loop gets a turn now and then, for a signal: the direct calls above never wait for it.
       if (++done % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { TestServer } from '../helpers/http.js';
@@ -163,6 +163,32 @@ test('zip: entry-count and size limits apply', async (t) => {
   assert.equal(r2.code, 1);
   assert.match(r2.stderr, /unpacks to more than 1\.00 MB/);
   assert.deepEqual(s.leftovers(), []);
+});
+
+test('zip: a full disk under the spool fails the deploy cleanly: one line, no retry, failure commands run, nothing left', async (t) => {
+  const s = new Scenario(t);
+  const { execFileSync } = await import('node:child_process');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', s.tmp], { stdio: 'ignore' });
+  } catch {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  try {
+    // Incompressible, so that the zip is larger than the 1 MiB TMPDIR its spool goes to.
+    const body = (await import('node:crypto')).randomBytes(3 << 20);
+    s.manifest(`${s.archive(zip([{ path: 'big.bin', body }]), 'a.zip')}commands:\n  failure: ["cat > ${s.out}/failure.log"]\n`);
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, 1, r.stderr);
+    // The spooling WriteStream's ENOSPC was an unhandled 'error' event: node died with a stack trace.
+    assert.match(r.stderr, /ERROR: deploy failed: cannot write the download: ENOSPC/);
+    assert.doesNotMatch(r.stderr, /retrying|Unhandled|at .*\(node:/);
+    assert.match(readFileSync(path.join(s.out, 'failure.log'), 'utf8'), /cannot write the download: ENOSPC/);
+    assert.equal(existsSync(s.dest), false);
+    assert.deepEqual(s.leftovers(), []);
+  } finally {
+    execFileSync('umount', [s.tmp]);
+  }
 });
 
 test('hooks see the previous checksum and manifest URL; empty on the first deploy; failures do not erase them', async (t) => {
