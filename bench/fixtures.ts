@@ -109,3 +109,27 @@ export function fixture(dir: string, name: keyof typeof SPECS): Fixture {
   writeFileSync(meta, JSON.stringify(result));
   return result;
 }
+
+/**
+ * The same tree as a zip (repo-deploy's format), made by Info-ZIP's zip as a CI job would; undefined when
+ * zip or unzip is not installed. Cached beside the tar.gz.
+ */
+export function zipFixture(dir: string, of: Fixture): Fixture | undefined {
+  const meta = path.join(dir, `${of.name}-zip.json`);
+  if (existsSync(meta)) return JSON.parse(readFileSync(meta, 'utf8')) as Fixture;
+  const tree = path.join(dir, `${of.name}-tree`);
+  const archive = path.join(dir, `${of.name}.zip`);
+  try {
+    // unzip too: the shell pipeline it is timed against uses it.
+    for (const tool of ['zip', 'unzip']) execFileSync(tool, ['-v'], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  process.stderr.write(`building fixture ${of.name}.zip...\n`);
+  rmSync(archive, { force: true });
+  execFileSync('zip', ['-q', '-r', '-X', '-6', archive, '.'], { cwd: tree });
+  const sha256 = execFileSync('sha256sum', [archive]).toString().split(' ')[0] as string;
+  const result: Fixture = { name: `${of.name}-zip`, archive, sha256, bytes: of.bytes, files: of.files };
+  writeFileSync(meta, JSON.stringify(result));
+  return result;
+}

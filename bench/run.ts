@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fixture, type Fixture } from './fixtures.js';
+import { type Fixture, fixture, zipFixture } from './fixtures.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -135,6 +135,8 @@ async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const fx: Record<string, Fixture> = {};
   for (const name of ['small', 'large', 'large-prev', ...(process.env.BENCH_SKIP_XL ? [] : ['xl'])] as const) fx[name] = fixture(FIXTURES, name);
+  const largeZip = zipFixture(FIXTURES, fx.large as Fixture);
+  if (!largeZip) process.stderr.write('bench: zip or unzip is not installed: the zip group is skipped\n');
 
   const server = createServer((req, res) => {
     const file = path.join(FIXTURES, path.basename(req.url ?? ''));
@@ -183,9 +185,10 @@ async function main(): Promise<void> {
   };
   const stretcher = (f: Fixture, strategy: string) => (): Promise<Sample> => timed(process.execPath, [CLI], { stdin: manifest(f, strategy), env, rss: true });
   const shell = (f: Fixture) => (): Promise<Sample> => {
-    const dl = path.join(tmp, 'archive.tgz');
+    const dl = path.join(tmp, 'archive');
     const dir = path.join(tmp, 'dir');
-    const script = `curl -sf -o ${dl} ${base}/${path.basename(f.archive)} && echo "${f.sha256}  ${dl}" | sha256sum -c --quiet && mkdir -p ${dir} && tar xzf ${dl} -C ${dir} && rsync -a --delete ${dir}/ ${dest}/`;
+    const unpack = f.archive.endsWith('.zip') ? `unzip -q ${dl} -d ${dir}` : `tar xzf ${dl} -C ${dir}`;
+    const script = `curl -sf -o ${dl} ${base}/${path.basename(f.archive)} && echo "${f.sha256}  ${dl}" | sha256sum -c --quiet && mkdir -p ${dir} && ${unpack} && rsync -a --delete ${dir}/ ${dest}/`;
     return timed('sh', ['-c', script]);
   };
   const commandsOnly = path.join(WORK, 'commands-only.yml');
@@ -240,6 +243,12 @@ async function main(): Promise<void> {
     { group: 'startup', name: 'stretcher --version', run: () => timed(process.execPath, [CLI, '--version'], { rss: true }) },
     { group: 'startup', name: 'stretcher commands-only deploy (file://)', run: () => timed(process.execPath, [CLI], { stdin: commandsOnly, env, rss: true }) },
   ];
+  if (largeZip) {
+    contenders.push(
+      { group: 'zip', name: 'shell pipeline (curl, sha256sum, unzip, rsync), zip, empty dest', setup: empty, run: shell(largeZip) },
+      { group: 'zip', name: 'stretcher rsync, zip, empty dest', setup: empty, run: stretcher(largeZip, 'rsync') },
+    );
+  }
   if (fx.xl) contenders.push({ group: 'memory', name: 'stretcher rsync, 4x archive, empty dest', setup: empty, run: stretcher(fx.xl, 'rsync') });
 
   const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
@@ -248,7 +257,7 @@ async function main(): Promise<void> {
   // tree or the old dest) come last: on this disk deletions slow every file creation for minutes after
   // (see "This machine's disk" in RESULTS.md), and the other groups delete nothing. The small groups come
   // first: after the 4x archive's gigabytes of trees, the small deploy took 346 ms instead of 215 ms.
-  const order = ['small', 'startup', 'large', 'memory', 'previous'];
+  const order = ['small', 'startup', 'large', 'zip', 'memory', 'previous'];
   const unordered = contenders.filter((c) => !order.includes(c.group));
   if (unordered.length) throw new Error(`bench: no place in the run order for ${unordered.map((c) => c.group).join(', ')}`);
   const only = process.env.BENCH_ONLY?.split(',');
@@ -305,6 +314,7 @@ async function main(): Promise<void> {
   }
   const refFor: Record<string, string> = {
     large: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest',
+    zip: 'shell pipeline (curl, sha256sum, unzip, rsync), zip, empty dest',
     small: 'shell pipeline, small archive',
     startup: 'node -e 0',
     memory: 'shell pipeline (curl, sha256sum, tar, rsync), empty dest',
