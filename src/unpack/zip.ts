@@ -37,33 +37,41 @@ export async function unzipInto(file: string, staging: string, limits: UnpackLim
   const tree = new StagingTree(staging, limits);
   const links = new Map<string, { name: string; target: string; mtime: Date }>();
   const scavenger = new Scavenger();
+  const unpackEntry = async (entry: Entry): Promise<void> => {
+    tree.count(entry.uncompressedSize);
+    const rel = tree.relative(entry.fileName);
+    tree.replaces(rel);
+    const unixMode = entry.versionMadeBy >> 8 === MADE_BY_UNIX ? entry.externalFileAttributes >>> 16 : 0;
+    const type = unixMode & S_IFMT;
+    const mtime = entry.getLastModDate();
+    if (type === S_IFDIR || entry.fileName.endsWith('/')) {
+      tree.directory({ rel, mtime, ...(unixMode & 0o777 ? { mode: unixMode & PERMISSIONS } : {}) });
+      return;
+    }
+    if (type === S_IFLNK) {
+      const target = (await directData(zip, reader, entry)) ?? (await readAll(await openEntry(zip, entry), entry.fileName));
+      links.set(rel, { name: entry.fileName, target: target.toString('utf8'), mtime });
+      return;
+    }
+    tree.claimFile(rel);
+    links.delete(rel);
+    const file = { rel, abs: tree.abs(rel), mode: unixMode & PERMISSIONS || 0o644, mtime: mtime.getTime() / 1000 };
+    const data = await directData(zip, reader, entry);
+    if (data) writeWhole(data, file);
+    else await writeFile(await openEntry(zip, entry), file, entry.fileName);
+    // The entry's buffers (read and inflated) are garbage now: see Scavenger.
+    scavenger.discarded(entry.compressedSize + entry.uncompressedSize);
+  };
   let done = 0;
   try {
     tree.checkEntryCount(zip.entryCount);
     for (let entry = await nextEntry(zip); entry; entry = await nextEntry(zip)) {
-      tree.count(entry.uncompressedSize);
-      const rel = tree.relative(entry.fileName);
-      tree.replaces(rel);
-      const unixMode = entry.versionMadeBy >> 8 === MADE_BY_UNIX ? entry.externalFileAttributes >>> 16 : 0;
-      const type = unixMode & S_IFMT;
-      const mtime = entry.getLastModDate();
-      if (type === S_IFDIR || entry.fileName.endsWith('/')) {
-        tree.directory({ rel, mtime, ...(unixMode & 0o777 ? { mode: unixMode & PERMISSIONS } : {}) });
-        continue;
+      try {
+        await unpackEntry(entry);
+      } catch (err) {
+        // This host's errors (a full disk under staging) name the entry, as the tar writer's do.
+        throw err instanceof StretcherError ? err : new StretcherError('UNPACK_FAILED', `cannot unpack ${JSON.stringify(entry.fileName)}`, { cause: err });
       }
-      if (type === S_IFLNK) {
-        const target = (await directData(zip, reader, entry)) ?? (await readAll(await openEntry(zip, entry), entry.fileName));
-        links.set(rel, { name: entry.fileName, target: target.toString('utf8'), mtime });
-        continue;
-      }
-      tree.claimFile(rel);
-      links.delete(rel);
-      const file = { rel, abs: tree.abs(rel), mode: unixMode & PERMISSIONS || 0o644, mtime: mtime.getTime() / 1000 };
-      const data = await directData(zip, reader, entry);
-      if (data) writeWhole(data, file);
-      else await writeFile(await openEntry(zip, entry), file, entry.fileName);
-      // The entry's buffers (read and inflated) are garbage now: see Scavenger.
-      scavenger.discarded(entry.compressedSize + entry.uncompressedSize);
       // The event loop gets a turn now and then, for a signal: the direct calls above never wait for it.
       if (++done % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }

@@ -191,6 +191,38 @@ test('zip: a full disk under the spool fails the deploy cleanly: one line, no re
   }
 });
 
+test('zip: a full disk under staging names the entry it could not write, and leaves nothing', async (t) => {
+  const s = new Scenario(t);
+  const srv = path.dirname(s.dest);
+  const { execFileSync } = await import('node:child_process');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', srv], { stdio: 'ignore' });
+  } catch {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  try {
+    const body = (await import('node:crypto')).randomBytes(3 << 20);
+    s.manifest(
+      `${s.archive(
+        zip([
+          { path: 'ok.txt', body: 'fits' },
+          { path: 'sub/big.bin', body },
+        ]),
+        'a.zip',
+      )}commands:\n  failure: ["cat > ${s.out}/failure.log"]\n`,
+    );
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /ERROR: deploy failed: cannot unpack "sub\/big\.bin": ENOSPC: no space left on device/);
+    assert.ok(existsSync(path.join(s.out, 'failure.log')));
+    assert.deepEqual(readdirSync(srv), []);
+    assert.deepEqual(s.leftovers(), []);
+  } finally {
+    execFileSync('umount', [srv]);
+  }
+});
+
 test('hooks see the previous checksum and manifest URL; empty on the first deploy; failures do not erase them', async (t) => {
   const s = new Scenario(t);
   const hook = `commands:\n  pre: ['echo "[$STRETCHER_PREVIOUS_CHECKSUM][$STRETCHER_PREVIOUS_MANIFEST_URL]" >> ${s.out}/prev']\n`;
