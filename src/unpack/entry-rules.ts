@@ -165,6 +165,7 @@ export class StagingTree {
 
   symlink(link: DeferredLink): void {
     if (link.rel === '') throw new HostileArchiveError('refusing a symlink as the archive root');
+    checkLinkTarget(link.rel, link.target);
     this.symlinks.set(link.rel, link);
   }
 
@@ -250,17 +251,57 @@ function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined
   }
 }
 
+/** The longest symlink target Linux stores: PATH_MAX less its NUL. */
+export const MAX_LINK_TARGET = 4095;
+
+/**
+ * A target no filesystem could hold (empty, a NUL byte, longer than PATH_MAX) is a damaged archive: said
+ * so when the entry is read, not as symlink(2)'s ENOENT or ENAMETOOLONG at the end.
+ */
+export function checkLinkTarget(rel: string, target: string): void {
+  if (target === '' || target.includes('\0')) {
+    throw new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${JSON.stringify(rel)}: a symlink with ${target ? 'a NUL byte in its target' : 'an empty target'}`);
+  }
+  checkLinkSize(rel, Buffer.byteLength(target));
+}
+
+/** checkLinkTarget's length rule, for a format that declares the size before the target is read. */
+export function checkLinkSize(rel: string, bytes: number): void {
+  if (bytes > MAX_LINK_TARGET) {
+    throw new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${JSON.stringify(rel)}: a symlink with a target of ${bytes} bytes (the longest a symlink holds is ${MAX_LINK_TARGET})`);
+  }
+}
+
+/**
+ * What following an archive's symlinks may cost, over all of them, in directory levels looked through: a
+ * component at depth d costs d + 1 (its lstat walks d directories, its path is d long). An ordinary tree's
+ * links cost a few dozen each; a zip of 10,000 links whose 4 KiB targets wander up and down a deep tree
+ * would have held the event loop for hours. The budget is about a second of lookups.
+ */
+export class LinkWalkBudget {
+  constructor(public levels = LINK_WALK_LEVELS) {}
+}
+
+const LINK_WALK_LEVELS = 16_000_000;
+
+/** Deeper than this while following a link is judged not inside, as a loop is. */
+const MAX_WALK_DEPTH = 256;
+
 /**
  * Whether a symlink at `rel` to `target` resolves inside the tree, following, as the kernel would, every
  * link on the way: the archive's own (`links`) and those an earlier layer left. Normalising the text alone
- * is not enough: `a/c -> b/..` with `a/b -> ..` leaves the tree in two steps.
+ * is not enough: `a/c -> b/..` with `a/b -> ..` leaves the tree in two steps. `budget` is shared by all of
+ * one archive's links: once spent, the archive is refused.
  */
-export function staysInside(staging: string, rel: string, target: string, links: ReadonlyMap<string, string>): boolean {
-  const here = rel.split('/').slice(0, -1);
-  const todo = target.split('/');
+export function staysInside(staging: string, rel: string, target: string, links: ReadonlyMap<string, string>, budget = new LinkWalkBudget()): boolean {
   if (target.startsWith('/')) return false;
+  const here = rel.split('/').slice(0, -1);
+  // The components still to follow, the next one last.
+  const todo = target.split('/').reverse();
   for (let hops = 0; todo.length > 0; ) {
-    const part = todo.shift() as string;
+    budget.levels -= here.length + 1;
+    if (budget.levels < 0) throw new HostileArchiveError(`refusing the archive: its symlinks take more than ${LINK_WALK_LEVELS / 1e6} million directory lookups to follow`);
+    const part = todo.pop() as string;
     if (part === '' || part === '.') continue;
     if (part === '..') {
       if (here.length === 0) return false;
@@ -268,13 +309,15 @@ export function staysInside(staging: string, rel: string, target: string, links:
       continue;
     }
     here.push(part);
+    if (here.length > MAX_WALK_DEPTH) return false;
     const at = here.join('/');
     const next = links.get(at) ?? linkOnDisk(path.join(staging, at));
     if (next === undefined) continue;
     // Too many links on the way is a loop, or an attempt to hide one: not inside, as far as we can say.
     if (++hops > 40 || next.startsWith('/')) return false;
     here.pop();
-    todo.unshift(...next.split('/'));
+    const parts = next.split('/');
+    for (let i = parts.length - 1; i >= 0; i--) todo.push(parts[i] as string);
   }
   return true;
 }

@@ -1,7 +1,7 @@
 import type { Log } from '../shared/log.js';
 import { runGit } from '../transfer/git/run.js';
 import type { GitSource } from '../transfer/git/source.js';
-import { HostileArchiveError, staysInside, type Unpacked, type UnpackLimits } from './entry-rules.js';
+import { HostileArchiveError, LinkWalkBudget, staysInside, type Unpacked, type UnpackLimits } from './entry-rules.js';
 import { createUnpacker } from './unpacker.js';
 
 export interface GitTree {
@@ -89,8 +89,9 @@ async function checkEntries(tree: GitTree, treeish: string, staging: string, ctx
     ctx,
   );
   const map = new Map(links.map((l, i) => [l.rel, targets[i] ?? ''] as const));
+  const budget = new LinkWalkBudget();
   for (const [rel, target] of map) {
-    if (!staysInside(staging, rel, target, map)) {
+    if (!staysInside(staging, rel, target, map, budget)) {
       throw new HostileArchiveError(`refusing commit ${tree.commit}: symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} points outside the tree`);
     }
   }

@@ -46,6 +46,24 @@ test('an entry with .. fails the deploy; nothing is written outside, dest untouc
   assert.deepEqual(s.leftovers(), []);
 });
 
+test('a symlink no filesystem could hold (empty, longer than PATH_MAX) is a damaged archive, named; dest untouched', async (t) => {
+  // symlink(2) reported these at the very end as bare ENOENT, ENAMETOOLONG, or a TypeError taken for a bug.
+  for (const [target, why] of [
+    ['', /cannot unpack the archive: the SymbolicLink entry "l" has no target/],
+    ['a/'.repeat(2500), /cannot unpack "l": a symlink with a target of 5000 bytes \(the longest a symlink holds is 4095\)/],
+  ] as const) {
+    const { s, r, error } = await deployHostile(t, [
+      { path: 'ok', body: 'x' },
+      { path: 'l', type: 'symlink', pax: { linkpath: target } },
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(error, why);
+    assert.doesNotMatch(r.stderr, /this is a bug/);
+    assert.deepEqual(listTree(s.dest), ['v1']);
+    assert.deepEqual(s.leftovers(), []);
+  }
+});
+
 test('absolute paths are stripped of their leading / (as GNU tar does), with a warning', async (t) => {
   const { s, r } = await deployHostile(t, [{ path: '/etc/app.conf', body: 'x' }]);
   assert.equal(r.code, 0, r.stderr);

@@ -14,6 +14,8 @@ export interface TarEntry {
   linkpath?: string;
   uid?: number;
   gid?: number;
+  /** PAX extended header records (`linkpath`, `path`...) written before the entry, as an 'x' entry. */
+  pax?: Record<string, string>;
 }
 
 const TYPE_FLAG: Record<NonNullable<TarEntry['type']>, string> = {
@@ -29,7 +31,7 @@ function octal(n: number, width: number): string {
   return n.toString(8).padStart(width - 1, '0') + '\0';
 }
 
-function header(e: TarEntry): Buffer {
+function header(e: TarEntry, flag?: string): Buffer {
   const h = Buffer.alloc(512);
   const type = e.type ?? 'file';
   const body = type === 'file' ? Buffer.from(e.body ?? '') : Buffer.alloc(0);
@@ -47,7 +49,7 @@ function header(e: TarEntry): Buffer {
   h.write(octal(body.length, 12), 124, 'latin1');
   h.write(octal(e.mtime ?? 1416223353, 12), 136, 'latin1');
   h.write('        ', 148, 'latin1');
-  h.write(TYPE_FLAG[type], 156, 'latin1');
+  h.write(flag ?? TYPE_FLAG[type], 156, 'latin1');
   if (e.linkpath) h.write(e.linkpath, 157, 100, 'utf8');
   h.write('ustar\0', 257, 'latin1');
   h.write('00', 263, 'latin1');
@@ -61,6 +63,14 @@ function header(e: TarEntry): Buffer {
 export function tar(entries: TarEntry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const e of entries) {
+    if (e.pax) {
+      const body = Buffer.from(
+        Object.entries(e.pax)
+          .map(([k, v]) => paxRecord(k, v))
+          .join(''),
+      );
+      blocks.push(header({ path: 'PaxHeader', body }, 'x'), body, Buffer.alloc((512 - (body.length % 512)) % 512));
+    }
     blocks.push(header(e));
     if ((e.type ?? 'file') === 'file') {
       const body = Buffer.from(e.body ?? '');
@@ -69,6 +79,14 @@ export function tar(entries: TarEntry[]): Buffer {
   }
   blocks.push(Buffer.alloc(1024));
   return Buffer.concat(blocks);
+}
+
+/** "LEN key=value\n", LEN counting itself. */
+function paxRecord(key: string, value: string): string {
+  const rest = ` ${key}=${value}\n`;
+  let len = Buffer.byteLength(rest) + 1;
+  while (String(len).length + Buffer.byteLength(rest) !== len) len = String(len).length + Buffer.byteLength(rest);
+  return `${len}${rest}`;
 }
 
 export function tgz(entries: TarEntry[]): Buffer {

@@ -14,6 +14,13 @@ export interface ZipEntry {
   encrypted?: boolean;
   /** Stored (method 0) instead of deflated. */
   stored?: boolean;
+  /** The CRC-32 the headers claim, where a zip lies about its data. */
+  crc?: number;
+  /**
+   * A central record only, pointing at the local header and data of entry `sharesDataOf` (an earlier index):
+   * the overlapping records of a zip bomb. Its own body, sizes and CRC describe that data.
+   */
+  sharesDataOf?: number;
 }
 
 function dosTime(d: Date): { time: number; date: number } {
@@ -27,6 +34,7 @@ export function zip(entries: ZipEntry[]): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
+  const offsets: number[] = [];
   for (const e of entries) {
     const isDir = e.path.endsWith('/');
     const data = Buffer.from(e.symlink ?? e.body ?? '');
@@ -35,7 +43,7 @@ export function zip(entries: ZipEntry[]): Buffer {
     const method = e.method ?? (isDir || e.stored ? 0 : 8);
     const flags = e.encrypted ? 1 : 0;
     const size = e.declaredSize ?? data.length;
-    const crc = crc32(data);
+    const crc = e.crc ?? crc32(data);
     const { time, date } = dosTime(e.mtime ?? new Date(2026, 0, 1, 12, 0, 0));
     const name = Buffer.from(e.path);
     const local = Buffer.alloc(30);
@@ -50,7 +58,9 @@ export function zip(entries: ZipEntry[]): Buffer {
     local.writeUInt32LE(size, 22);
     local.writeUInt16LE(name.length, 26);
     local.writeUInt16LE(0, 28);
-    locals.push(local, name, compressed);
+    const shared = e.sharesDataOf === undefined ? undefined : offsets[e.sharesDataOf];
+    offsets.push(shared ?? offset);
+    if (shared === undefined) locals.push(local, name, compressed);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE((3 << 8) | 20, 4); // made by Unix
@@ -64,9 +74,9 @@ export function zip(entries: ZipEntry[]): Buffer {
     central.writeUInt32LE(size, 24);
     central.writeUInt16LE(name.length, 28);
     central.writeUInt32LE((mode << 16) >>> 0, 38);
-    central.writeUInt32LE(offset, 42);
+    central.writeUInt32LE(shared ?? offset, 42);
     centrals.push(central, name);
-    offset += local.length + name.length + compressed.length;
+    if (shared === undefined) offset += local.length + name.length + compressed.length;
   }
   const dir = Buffer.concat(centrals);
   const end = Buffer.alloc(22);

@@ -97,3 +97,56 @@ test('unzipInto: a large entry that fails says why, and its file is closed once'
     await assert.rejects(unpack(t, [{ path: 'c', body: Buffer.alloc(BIG), declaredSize: BIG + 5 }]), corrupt(/cannot unpack c: not enough bytes/));
   }
 });
+
+test('unzipInto: a symlink target no filesystem could hold is refused before it is read', async (t) => {
+  await assert.rejects(unpack(t, [{ path: 'l', symlink: 'a'.repeat(5000) }]), corrupt(/cannot unpack "l": a symlink with a target of 5000 bytes \(the longest a symlink holds is 4095\)/));
+  await assert.rejects(unpack(t, [{ path: 'l', symlink: 'a\0b' }]), corrupt(/cannot unpack "l": a symlink with a NUL byte in its target/));
+  await assert.rejects(unpack(t, [{ path: 'l', symlink: '' }]), corrupt(/cannot unpack "l": a symlink with an empty target/));
+  // Eight records sharing one deflated 400 MiB "target" (a 400 KB zip) made 5 GB of strings, in a minute: the
+  // size each record declares is judged first.
+  const bomb: ZipEntry[] = [{ path: 'l0', symlink: 'a'.repeat(64 << 20) }];
+  for (let i = 1; i < 8; i++) bomb.push({ path: `l${i}`, symlink: 'a', declaredSize: 64 << 20, sharesDataOf: 0 });
+  await assert.rejects(unpack(t, bomb), corrupt(/cannot unpack "l0": a symlink with a target of 67108864 bytes/));
+});
+
+test('unzipInto: data whose CRC-32 is not the one its directory states is refused, small, streamed or a link', async (t) => {
+  await assert.rejects(unpack(t, [{ path: 'a', body: 'hello', crc: 0xdeadbeef }]), corrupt(/cannot unpack a: its CRC-32 does not match its data/));
+  await assert.rejects(unpack(t, [{ path: 'b', body: 'hello', crc: 0xdeadbeef, stored: true }]), corrupt(/its CRC-32 does not match/));
+  await assert.rejects(unpack(t, [{ path: 'c', body: Buffer.alloc(BIG), crc: 0xdeadbeef }]), corrupt(/cannot unpack c: its CRC-32 does not match/));
+  await assert.rejects(unpack(t, [{ path: 'l', symlink: 'a', crc: 0xdeadbeef }]), corrupt(/its CRC-32 does not match/));
+});
+
+test('unzipInto: following symlinks costs a bounded number of steps over the whole archive', async (t) => {
+  // 600 links whose 3 KB targets go down a 100-deep tree and back up, six times over, stay inside; each
+  // component was an lstat as deep as the tree, with no signal heard, for as long as the archive wished.
+  const deep = 'd/'.repeat(100);
+  const wander = `${(deep + '../'.repeat(100)).repeat(6)}f`;
+  const entries: ZipEntry[] = [{ path: 'f', body: 'x' }, { path: deep }];
+  for (let i = 0; i < 600; i++) entries.push({ path: `l${i}`, symlink: wander });
+  const started = Date.now();
+  await assert.rejects(unpack(t, entries), (err) => {
+    assert.match(String(err), /refusing the archive: its symlinks take more than 16 million directory lookups to follow/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 60_000);
+  // A few such links are fine; one leading deeper than 256 directories is judged not inside, and skipped.
+  const staging = await unpack(t, [{ path: 'f', body: 'x' }, { path: deep }, { path: 'ok', symlink: wander }, { path: 'deep', symlink: `${'d/'.repeat(300)}f` }]);
+  assert.equal(readlinkSync(path.join(staging, 'ok')), wander);
+  assert.throws(() => lstatSync(path.join(staging, 'deep')), /ENOENT/);
+});
+
+test('unzipInto: the event loop gets a turn every 64 MiB, not only every 256 entries', async (t) => {
+  // 256 overlapping 8 MiB records held it 7.9 s: a SIGTERM waited as long.
+  let turns = 0;
+  const timer = setInterval(() => turns++, 0);
+  t.after(() => clearInterval(timer));
+  const entries: ZipEntry[] = [{ path: 'z0', body: Buffer.alloc(8 << 20) }];
+  for (let i = 1; i < 24; i++) entries.push({ path: `z${i}`, body: Buffer.alloc(8 << 20), sharesDataOf: 0 });
+  const dir = tempDir(t);
+  const file = path.join(dir, 'a.zip');
+  writeFileSync(file, zip(entries));
+  mkdirSync(path.join(dir, 's'));
+  const before = turns;
+  await unzipInto(file, path.join(dir, 's'), LIMITS, capture(false).log);
+  assert.ok(turns - before >= 2, `the interval ran ${turns - before} times`);
+});
