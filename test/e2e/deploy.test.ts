@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { withTmpfs } from '../helpers/mount.js';
 import { listTree, Scenario } from '../helpers/scenario.js';
 import { tar, tgz } from '../helpers/tar.js';
 
@@ -202,27 +203,17 @@ test('rsync into an absent or empty dest moves the unpacked tree into place: sam
 test('rsync into an empty dest that is a mount point merges into it (the directory cannot be replaced)', async (t) => {
   const s = new Scenario(t);
   mkdirSync(s.dest);
-  const { execFileSync } = await import('node:child_process');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'tmpfs', s.dest], { stdio: 'ignore' });
-  } catch {
-    t.skip('mounting a tmpfs needs root');
-    return;
-  }
-  // Unmounted here, not in t.after: after-hooks run in order, and the temp dir's removal comes first.
-  try {
+  await withTmpfs(t, s.dest, 'size=8m,mode=0755', async () => {
     s.manifest(s.archive(REFERENCE));
     const r = await s.run(`${s.root}/manifest.yml`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /sync: \S+ updated in \S+: 3 added/);
     assert.deepEqual(listTree(s.dest), ['bar', 'exclude.txt', 'foo/', 'foo/baz']);
     // A world-writable mount point would have to be replaced whole, and cannot be: refused, and said why.
-    execFileSync('chmod', ['1777', s.dest]);
+    chmodSync(s.dest, 0o1777);
     const refused = await s.run(`${s.root}/manifest.yml`);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /refusing to deploy to \S+: it is a mount point and is writable by everyone, mode 1777, so another user could swap what stretcher works on in it/);
     assert.deepEqual(s.leftovers(), []);
-  } finally {
-    execFileSync('umount', [s.dest]);
-  }
+  });
 });

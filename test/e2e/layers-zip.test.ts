@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { TestServer } from '../helpers/http.js';
+import { withTmpfs } from '../helpers/mount.js';
 import { listTree, Scenario } from '../helpers/scenario.js';
 import { sha1, sha256, tar, tgz } from '../helpers/tar.js';
 import { zip } from '../helpers/zip.js';
@@ -167,16 +169,9 @@ test('zip: entry-count and size limits apply', async (t) => {
 
 test('zip: a full disk under the spool fails the deploy cleanly: one line, no retry, failure commands run, nothing left', async (t) => {
   const s = new Scenario(t);
-  const { execFileSync } = await import('node:child_process');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', s.tmp], { stdio: 'ignore' });
-  } catch {
-    t.skip('mounting a tmpfs needs root');
-    return;
-  }
-  try {
+  await withTmpfs(t, s.tmp, 'size=1m,mode=0700', async () => {
     // Incompressible, so that the zip is larger than the 1 MiB TMPDIR its spool goes to.
-    const body = (await import('node:crypto')).randomBytes(3 << 20);
+    const body = randomBytes(3 << 20);
     s.manifest(`${s.archive(zip([{ path: 'big.bin', body }]), 'a.zip')}commands:\n  failure: ["cat > ${s.out}/failure.log"]\n`);
     const r = await s.run(`${s.root}/manifest.yml`);
     assert.equal(r.code, 1, r.stderr);
@@ -186,23 +181,14 @@ test('zip: a full disk under the spool fails the deploy cleanly: one line, no re
     assert.match(readFileSync(path.join(s.out, 'failure.log'), 'utf8'), /cannot write the download: ENOSPC/);
     assert.equal(existsSync(s.dest), false);
     assert.deepEqual(s.leftovers(), []);
-  } finally {
-    execFileSync('umount', [s.tmp]);
-  }
+  });
 });
 
 test('zip: a full disk under staging names the entry it could not write, and leaves nothing', async (t) => {
   const s = new Scenario(t);
   const srv = path.dirname(s.dest);
-  const { execFileSync } = await import('node:child_process');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', srv], { stdio: 'ignore' });
-  } catch {
-    t.skip('mounting a tmpfs needs root');
-    return;
-  }
-  try {
-    const body = (await import('node:crypto')).randomBytes(3 << 20);
+  await withTmpfs(t, srv, 'size=1m,mode=0755', async () => {
+    const body = randomBytes(3 << 20);
     s.manifest(
       `${s.archive(
         zip([
@@ -218,9 +204,7 @@ test('zip: a full disk under staging names the entry it could not write, and lea
     assert.ok(existsSync(path.join(s.out, 'failure.log')));
     assert.deepEqual(readdirSync(srv), []);
     assert.deepEqual(s.leftovers(), []);
-  } finally {
-    execFileSync('umount', [srv]);
-  }
+  });
 });
 
 test('hooks see the previous checksum and manifest URL; empty on the first deploy; failures do not erase them', async (t) => {
