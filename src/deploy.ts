@@ -373,6 +373,7 @@ class DeployRun {
     if (this.gitTemp) await removeTree(this.gitTemp).catch(() => {});
     if (this.staging) await removeTree(this.staging).catch(() => {});
     if (this.workDir) await rm(this.workDir, { recursive: true, force: true }).catch(() => {});
+    if (this.error !== undefined && !this.synced) await this.strategy?.abandon?.().catch(() => {});
   }
 
   /** The outcome, said in the log and to the success or failure commands. */

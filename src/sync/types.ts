@@ -53,6 +53,11 @@ export interface SyncStrategy {
   reusesDest?: true;
   prepare?(): Promise<Prepared>;
   /**
+   * The deploy failed before sync (its staging is gone): undoes what prepare made for it, so that a failed
+   * first deploy leaves nothing (release: the releases directory it made, if still empty).
+   */
+  abandon?(): Promise<void>;
+  /**
    * A new, empty directory to unpack into. Where it lives is the strategy's choice: mv and release need it
    * on dest's filesystem so that the final rename never crosses devices.
    */

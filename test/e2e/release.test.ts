@@ -98,6 +98,25 @@ test('release: a failing post on the first deploy removes the symlink it made', 
   assert.match(r.stderr, /rolled back to no release/);
 });
 
+test('release: a first deploy that fails before the switch leaves nothing, not even an empty releases/', async (t) => {
+  const s = releaseScenario(t);
+  const srv = path.dirname(s.current);
+  writeFileSync(path.join(s.root, 'bad.yml'), readFileSync(version(s, 'v1'), 'utf8').replace(/checksum: \w+/, `checksum: ${'0'.repeat(40)}`));
+  const r = await s.run(`${s.root}/bad.yml`);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /checksum mismatch/);
+  assert.deepEqual(readdirSync(srv), []);
+  const pre = await s.run(version(s, 'v1', `commands:\n  pre: ["false"]\n`));
+  assert.equal(pre.code, 1);
+  assert.deepEqual(readdirSync(srv), []);
+  // One it did not make stays, with what is in it.
+  assert.equal((await s.run(version(s, 'v1'))).code, 0);
+  const later = await s.run(`${s.root}/bad.yml`);
+  assert.equal(later.code, 1);
+  assert.equal(releases(s.releases).length, 1);
+  assert.deepEqual(s.leftovers(), []);
+});
+
 test('release: keep_releases deletes the oldest, never the current or previous', async (t) => {
   const s = releaseScenario(t);
   for (const v of ['v1', 'v2', 'v3', 'v4']) {

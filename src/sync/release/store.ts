@@ -282,14 +282,19 @@ export class ReleaseStore {
   }
 
   /**
-   * releases_dir, made if missing. Releases, their sidecars and staging trees are made in it by path, so
+   * releases_dir, made if missing (then true). Releases, their sidecars and staging trees are made in it by path, so
    * it (or, before it exists, its nearest existing parent) must be a directory nobody else can change.
    */
-  async ensureDir(): Promise<void> {
+  async ensureDir(): Promise<boolean> {
     await checkRealFilesystem(this.dir, 'releases_dir');
     await checkTrustedDir(await nearestExisting(this.dir), `releases_dir ${this.dir}`, { sticky: true });
+    const existed = await lstat(this.dir).then(
+      () => true,
+      () => false,
+    );
     await makeDirs(this.dir, 0o755);
     await checkTrustedDir(this.dir, `releases_dir ${this.dir}`);
+    return !existed;
   }
 
   dirOf(id: string): string {

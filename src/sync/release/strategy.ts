@@ -1,4 +1,4 @@
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
@@ -24,6 +24,8 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
   const store = ReleaseStore.forDest(manifest.dest, manifest.releasesDir);
   let id: string | undefined;
   let previous: string | undefined;
+  /** Whether this deploy made releases_dir (a first deploy): if it fails before the sync, it goes again. */
+  let madeDir = false;
 
   /** Switches dest back to the release current before this deploy (or removes the first one's symlink). */
   const switchBack = async (): Promise<string> => {
@@ -51,7 +53,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
           release: previous,
         };
       }
-      await store.ensureDir();
+      madeDir = await store.ensureDir();
       await removeDeadDebris(store.dir, STAGING_DEBRIS, log);
       id = await store.freeId(manifest.identity);
       return {
@@ -61,6 +63,10 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
           STRETCHER_PREVIOUS_RELEASE_DIR: previous ? path.join(store.dir, previous) : '',
         },
       };
+    },
+    // Only when empty: another deploy may have put a release in it meanwhile.
+    async abandon() {
+      if (madeDir) await rmdir(store.dir).catch(() => {});
     },
     // Hidden and named after this process: never listed as a release, never pruned by another deploy.
     createStaging: () => mkdtemp(path.join(store.dir, releaseStagingPrefix(id as string))),
