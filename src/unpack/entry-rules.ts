@@ -67,6 +67,23 @@ export function safeRelative(entryPath: string): string | undefined {
 
 export { parentOf };
 
+/** The longest name of one file or directory on Linux filesystems (NAME_MAX). */
+const NAME_MAX = 255;
+
+/**
+ * A name no filesystem could hold (a NUL byte, a component longer than NAME_MAX) is a damaged archive,
+ * said when the entry is read: not the system's ENAMETOOLONG or a TypeError when it is written.
+ */
+function checkName(rel: string): void {
+  const why = rel.includes('\0')
+    ? 'a NUL byte in its name'
+    : // A UTF-16 code unit is at most 3 bytes of UTF-8: only a long path can hold a component too long.
+      rel.length * 3 > NAME_MAX && rel.split('/').some((part) => Buffer.byteLength(part) > NAME_MAX)
+      ? `a name longer than ${NAME_MAX} bytes in its path`
+      : undefined;
+  if (why) throw new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${JSON.stringify(rel)}: ${why}`);
+}
+
 /**
  * The tree an archive is unpacked into (staging, private to this deploy), and what this archive has put
  * there so far: the entries and bytes counted against the limits, the directories made real, the files
@@ -117,6 +134,7 @@ export class StagingTree {
   relative(entryPath: string): string {
     const rel = safeRelative(entryPath);
     if (rel === undefined) throw new HostileArchiveError(`refusing archive entry ${JSON.stringify(entryPath)}: its path leaves the staging directory`);
+    checkName(rel);
     return rel;
   }
 

@@ -64,6 +64,18 @@ test('a symlink no filesystem could hold (empty, longer than PATH_MAX) is a dama
   }
 });
 
+test('a name no filesystem could hold (a component over 255 bytes) is a damaged archive, named; dest untouched', async (t) => {
+  const long = `dir/${'n'.repeat(300)}`;
+  const { s, r, error } = await deployHostile(t, [
+    { path: 'ok', body: 'x' },
+    { path: 'x', body: 'y', pax: { path: long } },
+  ]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(error, /cannot unpack "dir\/n+": a name longer than 255 bytes in its path/);
+  assert.deepEqual(listTree(s.dest), ['v1']);
+  assert.deepEqual(s.leftovers(), []);
+});
+
 test('absolute paths are stripped of their leading / (as GNU tar does), with a warning', async (t) => {
   const { s, r } = await deployHostile(t, [{ path: '/etc/app.conf', body: 'x' }]);
   assert.equal(r.code, 0, r.stderr);

@@ -41,7 +41,8 @@ export function zip(entries: ZipEntry[]): Buffer {
     const mode = e.symlink !== undefined ? 0o120777 : (e.mode ?? (isDir ? 0o040755 : 0o100644));
     const compressed = isDir || e.stored ? data : deflateRawSync(data);
     const method = e.method ?? (isDir || e.stored ? 0 : 8);
-    const flags = e.encrypted ? 1 : 0;
+    // Bit 11: the name is UTF-8 (as Info-ZIP marks a non-ASCII one); without it, readers decode CP437.
+    const flags = (e.encrypted ? 1 : 0) | (/[^\x00-\x7f]/.test(e.path) ? 0x800 : 0);
     const size = e.declaredSize ?? data.length;
     const crc = e.crc ?? crc32(data);
     const { time, date } = dosTime(e.mtime ?? new Date(2026, 0, 1, 12, 0, 0));

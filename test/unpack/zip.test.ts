@@ -150,3 +150,15 @@ test('unzipInto: the event loop gets a turn every 64 MiB, not only every 256 ent
   await unzipInto(file, path.join(dir, 's'), LIMITS, capture(false).log);
   assert.ok(turns - before >= 2, `the interval ran ${turns - before} times`);
 });
+
+test('unzipInto: a name no filesystem could hold is a damaged archive, not an error of this host', async (t) => {
+  await assert.rejects(unpack(t, [{ path: 'a\0b', body: 'x' }]), corrupt(/cannot unpack "a\\u0000b": a NUL byte in its name/));
+  const long = 'n'.repeat(300);
+  await assert.rejects(unpack(t, [{ path: `dir/${long}/f`, body: 'x' }]), corrupt(/a name longer than 255 bytes in its path/));
+  // 255 bytes is fine, in any script: 85 three-byte characters.
+  const staging = await unpack(t, [
+    { path: `${'n'.repeat(255)}`, body: 'x' },
+    { path: 'あ'.repeat(85), body: 'y' },
+  ]);
+  assert.equal(readFileSync(path.join(staging, 'あ'.repeat(85)), 'utf8'), 'y');
+});
