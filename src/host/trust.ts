@@ -1,4 +1,4 @@
-import { lstatSync, readFileSync, type Stats } from 'node:fs';
+import { readFileSync, type Stats } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { StretcherError } from '../shared/errors.js';
@@ -122,13 +122,4 @@ function groupName(gid: number): string {
   groups ??= table('/etc/group');
   const name = groups.get(gid);
   return name ? `${name} (gid ${gid})` : `gid ${gid}`;
-}
-
-/** lstat without the promise, for the unpacker's synchronous walk. */
-export function lstatQuiet(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch {
-    return undefined;
-  }
 }

@@ -30,3 +30,12 @@ export class TrustedDirs {
     return known;
   }
 }
+
+/** An entry's lstat, or undefined when there is none there or it cannot be looked at (the unpacker's walk). */
+export function lstatQuiet(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}

@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rmdir, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { removeTree } from '../host/remove-tree.js';
 import { isTrustedDir, untrustedBecause, UntrustedPathError } from '../host/trust.js';
 import { type Compared, type KeptFile, KeptFiles, keepableInPlace } from '../shared/kept.js';
@@ -139,7 +140,7 @@ class Merger {
    * before each directory, so a signal still stops a merge of a large tree promptly.
    */
   async mergeDir(s: string, d: string, rel: string, ignore?: ReadonlySet<string>): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await nextTurn();
     writable(s);
     this.scavenger.discarded(this.keptIn.get(rel)?.length ?? 0);
     writable(d);

@@ -1,8 +1,9 @@
 import { chmodSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { StretcherError } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
-import { parentOf } from '../shared/tree-path.js';
+import { lstatQuiet, parentOf } from '../shared/tree-path.js';
 import { formatBytes } from '../shared/units.js';
 
 /**
@@ -198,7 +199,7 @@ export class StagingTree {
   async complete(keepOwners: boolean): Promise<void> {
     let done = 0;
     const breathe = async (): Promise<void> => {
-      if (++done % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (++done % 256 === 0) await nextTurn();
     };
     for (const link of this.symlinks.values()) {
       this.makeSymlink(link, keepOwners);
@@ -244,20 +245,11 @@ export function obstacleOnPath(root: string, rel: string): 'a symlink' | 'a non-
   let current = root;
   for (const part of rel.split('/').slice(0, -1)) {
     current = path.join(current, part);
-    const st = lstatQuietly(current);
+    const st = lstatQuiet(current);
     if (!st) return undefined;
     if (!st.isDirectory()) return st.isSymbolicLink() ? 'a symlink' : 'a non-directory';
   }
   return undefined;
-}
-
-/** An entry's lstat, or undefined when there is none there or it cannot be looked at. */
-export function lstatQuietly(abs: string): ReturnType<typeof lstatSync> | undefined {
-  try {
-    return lstatSync(abs);
-  } catch {
-    return undefined;
-  }
 }
 
 function lstatOrUndefined(abs: string): ReturnType<typeof lstatSync> | undefined {

@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { StretcherError } from '../shared/errors.js';
@@ -85,7 +86,7 @@ export async function unzipInto(file: string, staging: string, limits: UnpackLim
       unpackedSinceTurn += entry.uncompressedSize;
       if (++done % 256 === 0 || unpackedSinceTurn >= TURN_BYTES) {
         unpackedSinceTurn = 0;
-        await turn();
+        await nextTurn();
       }
     }
   } finally {
@@ -95,7 +96,7 @@ export async function unzipInto(file: string, staging: string, limits: UnpackLim
   const targets = new Map([...links].map(([rel, l]) => [rel, l.target] as const));
   const budget = new LinkWalkBudget();
   for (const [rel, link] of links) {
-    if (++done % 256 === 0) await turn();
+    if (++done % 256 === 0) await nextTurn();
     if (!staysInside(staging, rel, link.target, targets, budget)) {
       log.warn(`skipping archive symlink ${JSON.stringify(link.name)} -> ${JSON.stringify(link.target)}: it points outside the tree`);
       continue;
@@ -114,41 +115,32 @@ export async function unzipInto(file: string, staging: string, limits: UnpackLim
 async function directData(zip: ZipFile, reader: SpoolReader, entry: Entry): Promise<Buffer | undefined> {
   if (entry.compressedSize > DIRECT_MAX || entry.uncompressedSize > DIRECT_MAX || entry.isEncrypted()) return undefined;
   if (entry.compressionMethod !== STORED && entry.compressionMethod !== DEFLATED) return undefined;
-  const corrupt = (why: string): StretcherError => new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${entry.fileName}: ${why}`);
   const { fileDataStart } = await localHeader(zip, entry);
   const raw = reader.bytes(fileDataStart, entry.compressedSize);
-  if (raw.length !== entry.compressedSize) throw corrupt('unexpected EOF');
+  if (raw.length !== entry.compressedSize) throw corrupt(entry.fileName, 'unexpected EOF');
   let data: Buffer = raw;
   if (entry.compressionMethod === DEFLATED) {
     try {
       // One byte more than declared is enough to tell "too many bytes" without inflating a bomb to its end.
       data = inflateRawSync(raw, { maxOutputLength: entry.uncompressedSize + 1 });
     } catch (err) {
-      throw corrupt((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'too many bytes in the stream' : (err as Error).message);
+      throw corrupt(entry.fileName, (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'too many bytes in the stream' : (err as Error).message);
     }
   }
-  if (data.length > entry.uncompressedSize) throw corrupt('too many bytes in the stream');
-  if (data.length < entry.uncompressedSize) throw corrupt(`not enough bytes in the stream. expected ${entry.uncompressedSize}. got only ${data.length}`);
+  if (data.length > entry.uncompressedSize) throw corrupt(entry.fileName, 'too many bytes in the stream');
+  if (data.length < entry.uncompressedSize) throw corrupt(entry.fileName, `not enough bytes in the stream. expected ${entry.uncompressedSize}. got only ${data.length}`);
   // What unzip checks too: a zip whose content is not what its directory says was damaged after it was made.
-  if (crc32(data) !== entry.crc32) throw corrupt(CRC_MISMATCH);
+  if (crc32(data) !== entry.crc32) throw corrupt(entry.fileName, CRC_MISMATCH);
   return data;
 }
 
 function localHeader(zip: ZipFile, entry: Entry): Promise<{ fileDataStart: number }> {
-  return new Promise((resolve, reject) =>
-    zip.readLocalFileHeader(entry, { minimal: true }, (err, header) => (err ? reject(new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${entry.fileName}: ${err.message}`)) : resolve(header))),
-  );
+  return new Promise((resolve, reject) => zip.readLocalFileHeader(entry, { minimal: true }, (err, header) => (err ? reject(corrupt(entry.fileName, err.message)) : resolve(header))));
 }
 
 /** A small file, written whole as tar entries are (writer/file.ts). */
 function writeWhole(data: Buffer, entry: FileEntry): void {
-  let fd: number;
-  try {
-    fd = createEntryFile(entry);
-  } catch (err) {
-    if (err instanceof EntryConflictError) throw new HostileArchiveError(`refusing the archive: ${err.message}`);
-    throw err;
-  }
+  const fd = createFile(entry);
   try {
     writeChunks(fd, [data]);
   } catch (err) {
@@ -159,42 +151,68 @@ function writeWhole(data: Buffer, entry: FileEntry): void {
 }
 
 /**
- * Writes one large file as tar entries are written (writer/file.ts): created with O_EXCL|O_NOFOLLOW, so a
- * file or symlink an earlier layer left at the path is replaced, never written through. The chunks are
- * written by direct calls on a descriptor only this function closes: a WriteStream destroyed by a failing
- * pipeline closes its descriptor too, later, and a second close may hit whatever reused the number.
+ * Writes one large file as tar entries are written (writer/file.ts), by direct calls on a descriptor only
+ * this function closes: a WriteStream destroyed by a failing pipeline closes its descriptor too, later, and
+ * a second close may hit whatever reused the number.
  */
 async function writeFile(body: Readable, entry: FileEntry, name: string, expectedCrc: number): Promise<void> {
   let fd: number;
   try {
-    fd = createEntryFile(entry);
+    fd = createFile(entry);
   } catch (err) {
     body.destroy();
-    if (err instanceof EntryConflictError) throw new HostileArchiveError(`refusing the archive: ${err.message}`);
     throw err;
   }
   try {
-    let crc = 0;
-    const chunks = body[Symbol.asyncIterator]();
+    for await (const chunk of checkedChunks(body, name, expectedCrc)) writeChunks(fd, [chunk]);
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+  completeEntryFile(fd, entry);
+}
+
+/**
+ * Created with O_EXCL|O_NOFOLLOW (writer/file.ts), so a file or symlink an earlier layer left at the path
+ * is replaced, never written through.
+ */
+function createFile(entry: FileEntry): number {
+  try {
+    return createEntryFile(entry);
+  } catch (err) {
+    if (err instanceof EntryConflictError) throw new HostileArchiveError(`refusing the archive: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * A streamed entry's chunks, checked as directData checks a small one: what yauzl's streams report (a size
+ * that lies, deflate data that is not, a short spool) and the CRC-32 at the end are ARCHIVE_CORRUPT. The
+ * stream is destroyed if the caller stops early.
+ */
+async function* checkedChunks(body: Readable, name: string, expectedCrc: number): AsyncGenerator<Buffer> {
+  let crc = 0;
+  const chunks = body[Symbol.asyncIterator]();
+  try {
     for (;;) {
       let next: IteratorResult<Buffer>;
       try {
         next = (await chunks.next()) as IteratorResult<Buffer>;
       } catch (err) {
-        // What yauzl's streams report: a size that lies, deflate data that is not, a short spool.
-        throw new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${name}: ${(err as Error).message}`);
+        throw corrupt(name, (err as Error).message);
       }
       if (next.done) break;
-      writeChunks(fd, [next.value]);
       crc = crc32(next.value, crc);
+      yield next.value;
     }
-    if (crc !== expectedCrc) throw new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${name}: ${CRC_MISMATCH}`);
-  } catch (err) {
+  } finally {
     body.destroy();
-    closeQuietly(fd);
-    throw err;
   }
-  completeEntryFile(fd, entry);
+  if (crc !== expectedCrc) throw corrupt(name, CRC_MISMATCH);
+}
+
+function corrupt(name: string, why: string): StretcherError {
+  return new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${name}: ${why}`);
 }
 
 /**
@@ -313,24 +331,12 @@ function nextEntry(zip: ZipFile): Promise<Entry | undefined> {
 }
 
 function openEntry(zip: ZipFile, entry: Entry): Promise<Readable> {
-  return new Promise((resolve, reject) =>
-    zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${entry.fileName}: ${err?.message ?? 'unreadable'}`)) : resolve(stream))),
-  );
-}
-
-function turn(): Promise<void> {
-  return new Promise<void>((resolve) => setImmediate(resolve));
+  return new Promise((resolve, reject) => zip.openReadStream(entry, (err, stream) => (err || !stream ? reject(corrupt(entry.fileName, err?.message ?? 'unreadable')) : resolve(stream))));
 }
 
 /** A symlink's target whose compressed size is too large to read whole (its own is at most 4095 bytes). */
 async function readAll(stream: Readable, name: string, expectedCrc: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
-  } catch (err) {
-    throw new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${name}: ${(err as Error).message}`);
-  }
-  const data = Buffer.concat(chunks);
-  if (crc32(data) !== expectedCrc) throw new StretcherError('ARCHIVE_CORRUPT', `cannot unpack ${name}: ${CRC_MISMATCH}`);
-  return data;
+  for await (const chunk of checkedChunks(stream, name, expectedCrc)) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }

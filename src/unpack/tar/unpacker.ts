@@ -1,9 +1,11 @@
 import { linkSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { lstatQuiet } from '../../shared/tree-path.js';
 import { StretcherError } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
-import { HostileArchiveError, lstatQuietly, obstacleOnPath, parentOf, safeRelative, StagingTree, type UnpackLimits, type Unpacked } from '../entry-rules.js';
+import { HostileArchiveError, obstacleOnPath, parentOf, safeRelative, StagingTree, type UnpackLimits, type Unpacked } from '../entry-rules.js';
 import { materialize, type Reuse } from '../reuse.js';
 import { Counterparts, StagedFile } from '../writer/counterpart.js';
 import { EntryConflictError, type FileEntry } from '../writer/file.js';
@@ -149,7 +151,7 @@ export class TarUnpacker {
       for (const hard of this.hardLinks.values()) {
         this.makeHardLink(hard);
         // Direct calls, as in StagingTree.complete(); the event loop still gets a turn for a signal.
-        if (++linked % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (++linked % 256 === 0) await nextTurn();
       }
       await this.tree.complete(this.isRoot);
       return this.tree.report(this.log, format);
@@ -350,7 +352,7 @@ export class TarUnpacker {
       throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which passes through ${obstacle}`);
     }
     const target = path.join(this.staging, hard.target);
-    let st = lstatQuietly(target);
+    let st = lstatQuiet(target);
     // Its target is a file dest already had, never staged: staged now, for the link to have its inode.
     const kept = st ? undefined : this.reuse?.kept.get(hard.target);
     if (kept && this.reuse) {
@@ -362,7 +364,7 @@ export class TarUnpacker {
       throw new HostileArchiveError(`refusing the archive: hard link ${JSON.stringify(hard.rel)} points to ${JSON.stringify(hard.target)}, which is not a file in the archive`);
     }
     const abs = path.join(this.staging, hard.rel);
-    const existing = lstatQuietly(abs);
+    const existing = lstatQuiet(abs);
     if (existing?.isDirectory()) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(hard.rel)} is a hard link where a directory already is`);
     if (existing) unlinkSync(abs);
     linkSync(target, abs);
