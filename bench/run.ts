@@ -19,6 +19,8 @@ import { type Fixture, fixture, zipFixture } from './fixtures.js';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
 const CLI = path.join(ROOT, 'dist', 'cli.js');
+/** The memory group's floor: node doing the large deploy's I/O and nothing else (rss-floor.mjs). */
+const FLOOR = 'node alone: download, sha256, gunzip, bare tar writes (rss-floor.mjs), empty dest';
 const FIXTURES = path.join(HERE, 'fixtures');
 // The trash must be on the work tree's filesystem: trees are renamed into it.
 const WORK_ROOT = process.env.BENCH_DIR ? path.resolve(process.env.BENCH_DIR) : FIXTURES;
@@ -250,6 +252,14 @@ async function main(): Promise<void> {
     );
   }
   if (fx.xl) contenders.push({ group: 'memory', name: 'stretcher rsync, 4x archive, empty dest', setup: empty, run: stretcher(fx.xl, 'rsync') });
+  // For scale: the peak RSS node itself reaches doing the large deploy's I/O, and nothing else (rss-floor.mjs).
+  const large = fx.large as Fixture;
+  contenders.push({
+    group: 'memory',
+    name: FLOOR,
+    setup: empty,
+    run: () => timed(process.execPath, ['--expose-gc', path.join(HERE, 'rss-floor.mjs'), `${base}/${path.basename(large.archive)}`, large.sha256, dest], { rss: true }),
+  });
 
   const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
   // Group by group, alternating inside each: one run of each contender per round, so drift on a noisy
@@ -338,6 +348,7 @@ async function main(): Promise<void> {
   const get = (name: string) => rows.find((r) => r.name === name);
   const rssLarge = get('stretcher rsync, empty dest')?.rssMb ?? 0;
   const rssXl = get('stretcher rsync, 4x archive, empty dest')?.rssMb;
+  const rssFloor = get(FLOOR)?.rssMb;
   const largeRss = Math.max(...rows.filter((r) => r.group === 'large' || r.group === 'previous').map((r) => r.rssMb));
   const target = (label: string, ok: boolean, figure: string) => `| ${label} | ${figure} | ${ok ? 'met' : '**not met**'} |`;
   const targets = [
@@ -358,6 +369,7 @@ async function main(): Promise<void> {
           rssXl <= 64 * 1.1 && Math.abs(rssXl - rssLarge) <= rssLarge * 0.1,
           `${rssLarge.toFixed(1)} MB -> ${rssXl.toFixed(1)} MB (${(((rssXl - rssLarge) / rssLarge) * 100).toFixed(1)}%)`,
         ),
+    ...(rssFloor ? [`| (for scale) peak RSS of node alone doing the large deploy's I/O, bench/rss-floor.mjs | ${rssFloor.toFixed(1)} MB | |`] : []),
     target('stretcher --version <= 2x node -e 0', (get('stretcher --version')?.ratio ?? 9) <= 2, `${get('stretcher --version')?.ratio.toFixed(3)}x`),
     target('commands-only file:// deploy <= 3x node -e 0', (get('stretcher commands-only deploy (file://)')?.ratio ?? 9) <= 3, `${get('stretcher commands-only deploy (file://)')?.ratio.toFixed(3)}x`),
   ].join('\n');
