@@ -9,7 +9,7 @@ export interface ParsedYaml {
   raw: unknown;
   /** 1-based line of the node at a key path, for messages. */
   lineOf(path: readonly (string | number)[]): number | undefined;
-  /** The text dest_mode was written as, to warn about decimal look-alikes. */
+  /** The text dest_mode was written as, when written as a plain scalar: to judge it (dest-mode.ts). */
   destModeSource?: string;
 }
 
@@ -42,7 +42,8 @@ export function parseYaml(text: string): ParsedYaml {
     data,
     raw,
     lineOf: (path) => lineOfPath(doc, lineCounter, path),
-    ...(isScalar(destMode) && destMode.source !== undefined ? { destModeSource: String(destMode.source) } : {}),
+    // Quoted, it is text, read as octal (octalDestMode): only a plain scalar's spelling says how YAML read it.
+    ...(isScalar(destMode) && destMode.type === 'PLAIN' && destMode.source !== undefined ? { destModeSource: String(destMode.source) } : {}),
   };
 }
 

@@ -11,6 +11,7 @@ import { CHECKSUM_HELP, type Checksum, parseChecksum } from '../transfer/checksu
 import { GitSource, isGitSource, parseGitSource } from '../transfer/git/source.js';
 import { unsupportedScheme } from '../transfer/sources/index.js';
 import { checkDest } from './dest-policy.js';
+import { judgeDestMode } from './dest-mode.js';
 import type { ParsedYaml } from './parse.js';
 import type { Archive, HealthCheck, Manifest, RawManifest } from './types.js';
 
@@ -98,11 +99,9 @@ export function validateManifest(parsed: ParsedYaml, manifestUrl: string, baseUr
   }
   if (raw.manifest_url !== undefined) check(problems, at(['manifest_url']), () => Location.parse(raw.manifest_url as string), 'manifest_url: ');
   if (raw.expires !== undefined && Number.isNaN(Date.parse(raw.expires))) problems.push(`${at(['expires'])}expires ${JSON.stringify(raw.expires)} is not a time`);
-  if (parsed.destModeSource !== undefined && raw.dest_mode !== undefined && /^[1-9]\d*$/.test(parsed.destModeSource)) {
-    warnings.push(
-      `dest_mode ${parsed.destModeSource} is read as a decimal number (octal ${raw.dest_mode.toString(8).padStart(4, '0')}), as Go stretcher does; write 0${parsed.destModeSource} for octal`,
-    );
-  }
+  const destMode = judgeDestMode(parsed.destModeSource, raw.dest_mode);
+  if (destMode.problem) problems.push(`${at(['dest_mode'])}${destMode.problem}`);
+  if (destMode.warning) warnings.push(destMode.warning);
   const commandTimeoutMs = raw.command_timeout === undefined ? undefined : check(problems, at(['command_timeout']), () => parseDuration(raw.command_timeout as string, 'command-timeout'));
   const health = raw.health === undefined ? undefined : healthCheck(raw.health, problems, (key) => at(['health', key]));
   if (problems.length) return { problems, warnings };

@@ -51,8 +51,31 @@ test('dest_mode has YAML 1.1 octal semantics (0711, 0o711, "0711")', () => {
   assert.equal(load(`${base}dest_mode: "0711"`).destMode, 0o711);
   const { warnings, manifest } = manifestFromText(`${base}dest_mode: 711`, URL_, {});
   assert.equal(manifest.destMode, 711);
-  assert.match(warnings[0] ?? '', /dest_mode 711 is read as a decimal number \(octal 1307\)/);
+  assert.match(warnings[0] ?? '', /dest_mode 711 is read as a decimal number \(octal 01307\)/);
   assert.match(problems(`${base}dest_mode: 0777777`)[0] ?? '', /dest_mode must be a mode between 0 and 07777/);
+});
+
+test('dest_mode: a typo that YAML reads as another number is refused, not applied', () => {
+  const base = `src: a.tgz\nchecksum: ${SHA1}\ndest: /srv/app\n`;
+  // 0758 and 0999 are decimal to YAML 1.1 and to Go (01366, 01747: writable by every local user); 1e3 a float.
+  assert.match(problems(`${base}dest_mode: 0758`)[0] ?? '', /^line 4: dest_mode 0758 is not an octal number \(8 and 9 are not octal digits\); Go stretcher would apply it as decimal 758, mode 01366$/);
+  assert.match(problems(`${base}dest_mode: 0999`)[0] ?? '', /dest_mode 0999 is not an octal number/);
+  assert.match(problems(`${base}dest_mode: 08`)[0] ?? '', /dest_mode 08 is not an octal number/);
+  for (const written of ['1e3', '0x1ed', '+755', '1_000']) assert.match(problems(`${base}dest_mode: ${written}`)[0] ?? '', /is not a mode: write it in octal, such as 0755/, written);
+  assert.equal(load(`${base}dest_mode: 0`).destMode, 0);
+  assert.equal(load(`${base}dest_mode: 00755`).destMode, 0o755);
+});
+
+test('dest_mode: the warnings say what is applied', () => {
+  const base = `src: a.tgz\nchecksum: ${SHA1}\ndest: /srv/app\n`;
+  const warn = (mode: string) => manifestFromText(`${base}dest_mode: ${mode}`, URL_, {}).warnings;
+  // Quoted text is octal, as chmod reads it: no decimal warning.
+  assert.deepEqual(warn('"711"'), []);
+  assert.deepEqual(warn('0755'), []);
+  // A decimal whose digits are not all octal gets no impossible suggestion (0493).
+  assert.deepEqual(warn('493'), ['dest_mode 493 is read as a decimal number (octal 0755), as Go stretcher does']);
+  assert.deepEqual(warn('0777'), ['dest_mode 0777 lets every local user write into dest']);
+  assert.deepEqual(warn('511'), ['dest_mode 511 is read as a decimal number (octal 0777), as Go stretcher does; write 0511 for octal, which lets every local user write into dest']);
 });
 
 test('scalars are read as written, as go-yaml does for string fields', () => {
