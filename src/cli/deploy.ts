@@ -33,7 +33,7 @@ export async function stdinCommand(inv: Invocation, env: NodeJS.ProcessEnv): Pro
   try {
     request = parseEvent(await readStdin(process.stdin, env), env);
   } catch (err) {
-    log.error(errorMessage(err));
+    log.error(`deploy failed: ${errorMessage(err)}`);
     return deployExitStatus(err, env);
   }
   if (request.kind === 'query') return (await import('./query.js')).queryCommand(request, inv, env, signals, requestedDeploy);
@@ -62,7 +62,7 @@ async function randomDelay(values: Pick<FlagValues, 'randomDelayMs'>, log: Log, 
     await sleep(ms, undefined, { signal: signals.signal });
     return true;
   } catch {
-    log.error('interrupted while sleeping');
+    log.error('deploy failed: interrupted while sleeping (--random-delay)');
     return false;
   }
 }

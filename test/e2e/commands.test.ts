@@ -265,6 +265,22 @@ test('consul: a null payload is a logged failure, exit 0 under the watch', async
   assert.match(r.stderr, /Consul event "deploy" \(ID n1\) has no payload/);
 });
 
+test('stdin that names no deploy fails with one ERROR: deploy failed line, as every failure does', async (t) => {
+  const s = new Scenario(t);
+  for (const [stdin, env, code, why] of [
+    ['\n  \n', {}, 1, /no manifest URL on stdin/],
+    ['[1, 2', {}, 1, /invalid Consul event JSON on stdin/],
+    ['{"ID": "x"}', { CONSUL_INDEX: '3' }, 0, /invalid Consul event JSON on stdin: expected an array of events/],
+  ] as const) {
+    const r = await s.run(stdin, { env });
+    assert.equal(r.code, code, r.stderr);
+    const errors = r.stderr.split('\n').filter((line) => line.includes('ERROR'));
+    assert.equal(errors.length, 1, r.stderr);
+    assert.match(errors[0] ?? '', /ERROR: deploy failed: /);
+    assert.match(errors[0] ?? '', why);
+  }
+});
+
 test('serf: a catch-all handler given member-join does nothing and exits 0', async (t) => {
   const s = new Scenario(t);
   const r = await s.run('web2\t127.0.0.2\t\t\n', { env: { SERF_EVENT: 'member-join', SERF_SELF_NAME: 'web1' } });

@@ -71,7 +71,7 @@ test('SIGTERM ends --random-delay at once', async (t) => {
   process.kill(pid, 'SIGTERM');
   const r = await run;
   assert.equal(r.code, 143, r.stderr);
-  assert.match(r.stderr, /interrupted while sleeping/);
+  assert.match(r.stderr, /ERROR: deploy failed: interrupted while sleeping/);
   assert.ok(Date.now() - started < 15_000, 'sanity bound');
 });
 
