@@ -6,7 +6,7 @@ import { ManifestError } from './errors.js';
 import { type ParsedYaml, parseYaml, YamlSyntaxError } from './parse.js';
 import { checkSignature, signatureUrl, SignatureError } from './signature.js';
 import { culprits, structureChange } from './structure.js';
-import { type Expansion, scanTemplate } from './template.js';
+import { type Expanded, type Expansion, PLACEHOLDER, scanTemplate } from './template.js';
 import type { Manifest } from './types.js';
 import { failureCommandsOf, validateManifest } from './validate.js';
 
@@ -34,10 +34,14 @@ export function manifestFromText(text: string, location: Location, env: NodeJS.P
   } catch (err) {
     if (!(err instanceof YamlSyntaxError)) throw err;
     // YAML the author wrote, broken by a value spliced into it.
-    if (asWritten)
+    if (asWritten) {
+      const culprits = yamlBreakers(expansion);
+      const named = culprits.length ? culprits : expansion.actions;
+      const line = culprits.length === 1 ? `line ${culprits[0]?.line}: ` : '';
       throw new ManifestError(where, [
-        `the value of ${expansion.actions.flatMap((a) => a.variables).join(', ') || 'a template'} breaks the manifest's YAML (${err.message}); a template value may only fill in the value it stands for`,
+        `${line}the value of ${[...new Set(named.flatMap((a) => a.variables))].join(', ') || 'a template'} breaks the manifest's YAML (${err.message}); a template value may only fill in the value it stands for`,
       ]);
+    }
     throw new ManifestError(where, [`YAML: ${err.message}`]);
   }
   if (asWritten) {
@@ -54,6 +58,22 @@ export function manifestFromText(text: string, location: Location, env: NodeJS.P
   const result = validateManifest(parsed, location.href, baseUrl);
   if (!result.manifest) throw new ManifestError(where, result.problems, failureCommandsOf(parsed.data));
   return { manifest: result.manifest, warnings: result.warnings };
+}
+
+/**
+ * The actions whose value alone breaks the YAML: each is spliced in by itself, the others left as the
+ * plain values they stand for. Empty when only a combination does.
+ */
+function yamlBreakers(expansion: Expansion): Expanded[] {
+  return expansion.actions.filter((action, i) => {
+    const text = expansion.marked.replace(PLACEHOLDER, (mark, n: string) => (Number(n) === i ? action.value : mark));
+    try {
+      parseYaml(text);
+      return false;
+    } catch (err) {
+      return err instanceof YamlSyntaxError;
+    }
+  });
 }
 
 /** The manifest as its author wrote it, each template action standing for one plain value. */

@@ -51,3 +51,10 @@ test('must_env and env defaults keep working where they fill in a value', () => 
   // Text that only looks like an action stays as written.
   assert.deepEqual(load('commands:\n  post: ["docker inspect -f \'{{.State.Running}}\' app"]\n', {}).commands.post, ["docker inspect -f '{{.State.Running}}' app"]);
 });
+
+test('a value that breaks the YAML is named alone, with its line; the harmless ones are not', () => {
+  const yaml = 'dest: {{ must_env "TDEST" }}\nsrc: a.tgz\ncommands:\n  post:\n    - "echo {{ env "APP_ENV" }}"\n';
+  const message = refusal(yaml, { TDEST: '/srv/app', APP_ENV: 'x\ncommands:\n  post: [id]' });
+  assert.match(message, /^line 5: the value of APP_ENV breaks the manifest's YAML \(/);
+  assert.doesNotMatch(message, /TDEST/);
+});
