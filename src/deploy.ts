@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { hookEnv, type PreviousDeploy } from './hooks/env.js';
@@ -303,12 +303,12 @@ class DeployRun {
   private async syncStaged(): Promise<void> {
     const manifest = this.target();
     const staging = this.staging as string;
-    await chmod(staging, manifest.destMode);
     // The last moment to stop with dest untouched: a signal during the steps above ends the deploy here.
     this.opts.context.signal.throwIfAborted();
     this.synced = await (this.strategy as SyncStrategy).sync({
       ...this.commandContext(),
       staging,
+      destMode: manifest.destMode,
       dest: manifest.dest,
       excludes: manifest.excludes,
       ...(manifest.excludeFrom !== undefined ? { excludeFrom: manifest.excludeFrom } : {}),

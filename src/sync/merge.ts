@@ -38,6 +38,8 @@ export interface MergeOptions {
   custody: string;
   /** Running as root: owners come from the staged tree, as rsync -a gives them. */
   keepOwners: boolean;
+  /** dest's own mode (dest_mode); absent: staging's, as rsync -a gives it. Staging itself stays private (types.ts). */
+  rootMode?: number;
   /** Names at dest's top that are not part of it (this deploy's own directories, in a mount point). */
   ignore?: ReadonlySet<string>;
   /**
@@ -86,6 +88,7 @@ export async function mergeInto(staging: string, dest: string, opts: MergeOption
   if (blocked) throw conflict(blocked);
   const merger = new Merger(opts, kept);
   const root = attributesOf(await lstat(staging));
+  if (opts.rootMode !== undefined) root.mode = (root.mode & ~0o7777) | opts.rootMode;
   const destStat = await lstat(dest);
   if (isTrustedDir(destStat)) await merger.mergeDir(staging, dest, '', opts.ignore);
   else {

@@ -6,6 +6,7 @@ import { removeTree } from '../host/remove-tree.js';
 import { errorMessage, StretcherError } from '../shared/errors.js';
 import { Carrier, Custody } from './carry.js';
 import { stageBeside, workspaceFor } from './debris.js';
+import { publish } from './publish.js';
 import { checkDestination } from './destination.js';
 import { pruneExcluded } from './excludes.js';
 import type { SyncStrategy } from './types.js';
@@ -29,7 +30,7 @@ export const mvStrategy = (dest: string): SyncStrategy => ({
     const rules = await pruneExcluded(staging, ctx.excludes, ctx.excludeFrom, log, 'mv');
     const existing = await lstat(dest).catch(() => undefined);
     if (!existing) {
-      await rename(staging, dest);
+      await publish(staging, dest, ctx.destMode);
       log.info(`mv: ${dest} created`);
       return {};
     }
@@ -42,7 +43,7 @@ export const mvStrategy = (dest: string): SyncStrategy => ({
       await rename(dest, backup);
       try {
         await carrier.carryInto(backup, staging, '');
-        await rename(staging, dest);
+        await publish(staging, dest, ctx.destMode);
       } catch (err) {
         await carrier.undo();
         await rename(backup, dest);

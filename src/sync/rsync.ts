@@ -1,4 +1,4 @@
-import { lstat, readdir, rename, rmdir, utimes } from 'node:fs/promises';
+import { lstat, readdir, rmdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { CommandError, runProgram } from '../hooks/run.js';
 import { removeTree } from '../host/remove-tree.js';
@@ -10,6 +10,7 @@ import { checkDestination } from './destination.js';
 import { excludeRules, isExcluded, pruneExcluded, type ExcludeRule } from './excludes.js';
 import { StaleKeptError } from './kept.js';
 import { mergeInto } from './merge.js';
+import { publish } from './publish.js';
 import type { SyncContext, SyncStrategy } from './types.js';
 
 export interface RsyncOptions {
@@ -68,7 +69,15 @@ async function merge(ctx: SyncContext, rules: ExcludeRule[]): Promise<void> {
   const times = inside ? await lstat(ctx.staging) : undefined;
   try {
     const own = new Set(inside ? [path.basename(ctx.staging), path.basename(custody)] : []);
-    const m = await mergeInto(ctx.staging, ctx.dest, { rules, log: ctx.log, custody, keepOwners: process.geteuid?.() === 0, ignore: own, ...(ctx.compared ? { compared: ctx.compared } : {}) });
+    const m = await mergeInto(ctx.staging, ctx.dest, {
+      rules,
+      log: ctx.log,
+      custody,
+      keepOwners: process.geteuid?.() === 0,
+      ignore: own,
+      rootMode: ctx.destMode,
+      ...(ctx.compared ? { compared: ctx.compared } : {}),
+    });
     const early = m.comparedEarlier ? `; ${m.comparedEarlier} of them while unpacking` : '';
     ctx.log.info(
       `sync: ${ctx.dest} updated in ${formatDuration(performance.now() - started)}: ${m.added} added, ${m.replaced} replaced, ${m.removed} removed, ${m.unchanged} already as in the archive (content compared${early})`,
@@ -95,13 +104,20 @@ async function merge(ctx: SyncContext, rules: ExcludeRule[]): Promise<void> {
  */
 async function runRsync(ctx: SyncContext, verbose: string, rules: ExcludeRule[]): Promise<void> {
   await checkTreeTrusted(ctx.dest, rules);
-  const args = rsyncArgs(ctx, verbose);
-  ctx.log.info(`rsync ${args.join(' ')}`);
+  // rsync -a gives dest the mode of the tree it copies, and reads that tree by path: the tree gets dest_mode
+  // inside a private directory of its own, so that it stays out of other users' reach (types.ts, staging).
+  const wrapper = await privateDir(ctx.dest, 'new');
+  const tree = path.join(wrapper, 'tree');
   try {
+    await publish(ctx.staging, tree, ctx.destMode);
+    const args = rsyncArgs({ ...ctx, staging: tree }, verbose);
+    ctx.log.info(`rsync ${args.join(' ')}`);
     await runProgram('rsync', args, { cwd: ctx.cwd, env: ctx.env, log: ctx.log, signal: ctx.signal, label: 'rsync', stderrIsErrors: true });
   } catch (err) {
     if (err instanceof CommandError) throw new StretcherError('SYNC_FAILED', `sync to ${ctx.dest} failed: ${err.message}`);
     throw err;
+  } finally {
+    await removeTree(wrapper).catch((err: unknown) => ctx.log.warn(errorMessage(err)));
   }
 }
 
@@ -137,7 +153,7 @@ async function moveIntoEmptyDest(ctx: SyncContext): Promise<boolean> {
     }
   }
   await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, ctx.log, 'rsync');
-  await rename(ctx.staging, ctx.dest);
+  await publish(ctx.staging, ctx.dest, ctx.destMode);
   ctx.log.info(`rsync: ${ctx.dest} was empty, so the unpacked tree was moved into place instead of copied`);
   return true;
 }

@@ -4,8 +4,15 @@ import type { Log } from '../shared/log.js';
 import type { SyncStrategyName } from '../manifest/types.js';
 
 export interface SyncContext extends RunContext {
-  /** The unpacked archive, dest_mode already applied to it. */
+  /**
+   * The unpacked archive, in a directory nobody else can enter (0700): the archive may give other users
+   * directories inside it, and they must not reach those while stretcher still works by path in them (a
+   * directory swapped for a symlink would turn a chmod, a carry or a prune into one outside). A strategy
+   * gives it destMode only as it puts it in place (publish.ts), or gives dest destMode itself.
+   */
   staging: string;
+  /** dest_mode: the mode of dest itself once synced. */
+  destMode: number;
   dest: string;
   excludes: readonly string[];
   excludeFrom?: string;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { lockFile } from '../../src/host/paths.js';
@@ -277,3 +277,63 @@ test('inside dest: a directory the app user owns is never walked into; swapped f
   assert.equal(readFileSync(path.join(s.dest, 'uploads', 'photo.jpg'), 'utf8'), 'photo');
   assert.equal(lstatSync(path.join(s.dest, 'public')).uid, 0);
 });
+
+/**
+ * The archive gives the app user a directory (data/, with many excluded files to prune); the strategy
+ * then works by path in the staged tree. The staged tree used to get dest_mode (0755) before that work,
+ * so the app user could walk into its own staged directories and swap one for a symlink to root's: root's
+ * prune then deleted a root-only file outside dest (a review reproduced it on the first try). The tree
+ * must stay out of the app user's reach until it is put in place.
+ */
+for (const strategy of ['mv', 'rsync', 'release'] as const) {
+  test(`staging: the app user cannot reach the unpacked tree while stretcher works in it (${strategy})`, async (t) => {
+    if (!needsRoot(t)) return;
+    const { s, victimDir } = arena(t);
+    const secret = path.join(victimDir, 'secret.pid');
+    writeFileSync(secret, 'root only', { mode: 0o600 });
+    const entries = [
+      { path: 'index.html', body: 'v1' },
+      { path: 'data/', type: 'dir' as const, uid: ATTACKER, gid: ATTACKER, mode: 0o755 },
+      { path: 'data/sub/', type: 'dir' as const, uid: ATTACKER, gid: ATTACKER, mode: 0o755 },
+      ...Array.from({ length: 3000 }, (_, i) => ({ path: `data/sub/f${i}.pid`, body: 'x', uid: ATTACKER, gid: ATTACKER })),
+    ];
+    const dest = strategy === 'release' ? path.join(path.dirname(s.dest), 'current') : s.dest;
+    const where = strategy === 'release' ? path.join(path.dirname(s.dest), 'releases') : path.dirname(s.dest);
+    s.manifest(`${s.archive(tar(entries)).replace(`dest: ${s.dest}`, `dest: ${dest}`)}sync_strategy: ${strategy}\nexcludes: ["*.pid"]\ncommands:\n  pre: ["sleep 0.5"]\n`);
+    // The attack that worked: once data/sub of the staged tree can be reached, and still holds what the prune
+    // removes, swap it for a symlink to a root-only directory holding a file the prune would match.
+    const attacker = attack(
+      s.root,
+      `const where = ${JSON.stringify(where)};
+       let seen = 0, reached = 0, swaps = 0;
+       while (Date.now() < deadline && !fs.existsSync(${JSON.stringify(`${s.out}/done`)})) {
+         let names = [];
+         try { names = fs.readdirSync(where); } catch {}
+         for (const n of names) {
+           if (!n.includes('.stretcher-new-')) continue;
+           seen++;
+           const sub = path.join(where, n, 'data', 'sub');
+           // Pruned already, the tree is being put in place: what the app user does to its own directory
+           // from then on, it could do in dest after the deploy.
+           try { if (fs.readdirSync(sub).length === 0) continue; } catch { continue; }
+           reached++;
+           try { fs.renameSync(sub, sub + '-moved'); fs.symlinkSync(${JSON.stringify(victimDir)}, sub); swaps++; } catch {}
+         }
+       }
+       return { seen, reached, swaps };`,
+    );
+    const r = await s.run(`${s.root}/manifest.yml`);
+    writeFileSync(`${s.out}/done`, '');
+    const got = await attacker.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok((got.seen ?? 0) > 0, 'the attacker saw the staged tree while the deploy ran');
+    assert.equal(got.reached, 0, 'the app user reached inside the staged tree while stretcher worked in it');
+    assert.equal(readFileSync(secret, 'utf8'), 'root only');
+    assert.equal(lstatSync(victimDir).mode & 0o7777, 0o755);
+    assert.equal(readFileSync(path.join(dest, 'index.html'), 'utf8'), 'v1');
+    // dest_mode (0755 by default) is dest's once it is in place.
+    assert.equal(lstatSync(dest).isSymbolicLink() ? statSync(dest).mode & 0o7777 : lstatSync(dest).mode & 0o7777, 0o755);
+    assert.ok(lstatSync(path.join(dest, 'data', 'sub')).isDirectory());
+    assert.deepEqual(readdirSync(path.join(dest, 'data', 'sub')), []);
+  });
+}

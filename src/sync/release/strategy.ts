@@ -1,4 +1,4 @@
-import { mkdtemp, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdtemp, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
@@ -8,6 +8,7 @@ import { removeDeadDebris } from '../debris.js';
 import { checkDestination } from '../destination.js';
 import { pruneExcluded } from '../excludes.js';
 import type { PostFailure, SyncStrategy } from '../types.js';
+import { publish } from '../publish.js';
 import { ReleaseStore } from './store.js';
 
 export interface ReleaseOptions {
@@ -73,7 +74,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
     async sync(ctx) {
       const releaseId = id as string;
       await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, log, 'release');
-      await rename(ctx.staging, path.join(store.dir, releaseId));
+      await publish(ctx.staging, path.join(store.dir, releaseId), ctx.destMode);
       const { post, success, failure } = manifest.commands;
       const hooks = { post, success, failure, ...(manifest.commandTimeoutMs !== undefined ? { commandTimeoutMs: manifest.commandTimeoutMs } : {}) };
       await store.writeMeta(releaseId, { checksum: manifest.identity, manifestUrl: manifest.url.shown, hooks });
