@@ -98,7 +98,8 @@ export class StagingTree {
   /** Files this archive has written, so that a later directory at the same path is refused, not raced. */
   private readonly files = new Set<string>();
   private readonly symlinks = new Map<string, DeferredLink>();
-  private readonly dirs: DeferredDir[] = [];
+  /** By path: a later entry for a directory gives it its attributes, as in GNU tar, in the first one's place. */
+  private readonly dirs = new Map<string, DeferredDir>();
   /** root and a slash: rel is already normal (safeRelative), so this is path.join without its cost. */
   private readonly prefix: string;
 
@@ -179,7 +180,7 @@ export class StagingTree {
 
   directory(dir: DeferredDir): void {
     this.realDir(dir.rel, true);
-    this.dirs.push(dir);
+    this.dirs.set(dir.rel, dir);
   }
 
   symlink(link: DeferredLink): void {
@@ -205,7 +206,7 @@ export class StagingTree {
       this.makeSymlink(link, keepOwners);
       await breathe();
     }
-    for (const dir of this.dirs.reverse()) {
+    for (const dir of [...this.dirs.values()].reverse()) {
       const abs = this.abs(dir.rel);
       if (dir.owner && keepOwners) lchownSync(abs, dir.owner.uid, dir.owner.gid);
       if (dir.mode !== undefined) chmodSync(abs, dir.mode & 0o7777);

@@ -121,6 +121,22 @@ test('hard links inside the tree work', async (t) => {
   assert.equal(readFileSync(path.join(s.dest, 'b'), 'utf8'), 'same');
 });
 
+test("a directory entry that repeats gives the directory the last entry's mode, owner and mtime, as GNU tar does", async (t) => {
+  const root = process.getuid?.() === 0;
+  const { s, r } = await deployHostile(t, [
+    { path: 'secrets/', type: 'dir', mode: 0o755, mtime: 100 },
+    { path: 'secrets/key', body: 'key', mode: 0o600 },
+    // Appended later (tar -r) to tighten it: this is what must hold.
+    { path: 'secrets/', type: 'dir', mode: 0o700, mtime: 300, uid: 1001, gid: 1001 },
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const st = lstatSync(path.join(s.dest, 'secrets'));
+  assert.equal(st.mode & 0o7777, 0o700);
+  assert.equal(st.mtimeMs, 300_000);
+  if (root) assert.equal(st.uid, 1001);
+  assert.equal(readFileSync(path.join(s.dest, 'secrets', 'key'), 'utf8'), 'key');
+});
+
 test('device files and FIFOs are skipped with a warning', async (t) => {
   const { s, r } = await deployHostile(t, [{ path: 'null', type: 'chardev' }, { path: 'pipe', type: 'fifo' }, { path: 'app' }]);
   assert.equal(r.code, 0, r.stderr);
