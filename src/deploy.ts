@@ -254,7 +254,17 @@ class DeployRun {
     // node-tar and the writer threads are loaded only by deploys that unpack something.
     const { unpackArchives } = await import('./unpack/archives.js');
     try {
-      this.compared = await unpackArchives(archives, this.gitTrees, this.staging, this.workDir as string, this.transfer, this.opts.limits, this.log, reuseDest);
+      this.compared = await unpackArchives(
+        archives,
+        this.gitTrees,
+        this.staging,
+        this.workDir as string,
+        this.transfer,
+        this.opts.limits,
+        this.log,
+        reuseDest,
+        this.strategy?.separateHardLinks ? 'copy' : 'link',
+      );
       const kept = this.compared?.kept.size;
       if (kept) this.log.info(`unpacking: ${kept} ${kept === 1 ? 'file was' : 'files were'} already in dest byte for byte: compared, not written`, { kept });
     } catch (err) {

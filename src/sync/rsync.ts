@@ -46,6 +46,7 @@ export function rsyncArgs(ctx: Pick<SyncContext, 'staging' | 'dest' | 'excludes'
 export const rsyncStrategy = (dest: string, options: RsyncOptions): SyncStrategy => ({
   name: 'rsync',
   ...(options.program ? {} : { reusesDest: true as const }),
+  separateHardLinks: true,
   async prepare() {
     await checkDestination(dest, 'directory', 'rsync');
     return {};

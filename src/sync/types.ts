@@ -58,6 +58,11 @@ export interface SyncStrategy {
    * unpacking may compare with dest and leave those out of staging.
    */
   reusesDest?: true;
+  /**
+   * Set when each name of a hard link in the archive must become a file of its own, as rsync -a (without -H)
+   * makes them; otherwise they stay links to one inode, as tar makes them.
+   */
+  separateHardLinks?: true;
   prepare?(): Promise<Prepared>;
   /**
    * The deploy failed before sync (its staging is gone): undoes what prepare made for it, so that a failed

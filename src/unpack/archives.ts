@@ -8,7 +8,7 @@ import { downloadVerified, fileSink, type TransferOptions } from '../transfer/do
 import type { Compared } from '../shared/kept.js';
 import { type GitTree, unpackGitTree } from './git-tree.js';
 import { comparedOf, reuseFor } from './reuse.js';
-import { createUnpacker, type UnpackLimits } from './unpacker.js';
+import { createUnpacker, type HardLinks, type UnpackLimits } from './unpacker.js';
 
 /**
  * Downloads, verifies and unpacks a manifest's archives into `staging`. One archive streams straight into
@@ -18,7 +18,8 @@ import { createUnpacker, type UnpackLimits } from './unpacker.js';
  * order of the git archives), is unpacked from its cache in its place in that order.
  *
  * With `reuseDest` (dest, for the rsync strategy's merge), the files of tar archives that dest already has
- * byte for byte are not written: what is returned says which they are (shared/kept.ts).
+ * byte for byte are not written: what is returned says which they are (shared/kept.ts). `hardLinks`: how a
+ * tar's hard links are made (unpacker.ts).
  */
 export async function unpackArchives(
   archives: readonly Archive[],
@@ -29,6 +30,7 @@ export async function unpackArchives(
   limits: UnpackLimits,
   log: Log,
   reuseDest?: string,
+  hardLinks: HardLinks = 'link',
 ): Promise<Compared | undefined> {
   const reuse = reuseDest === undefined ? undefined : reuseFor(reuseDest);
   const spool = path.join(workDir, 'spool');
@@ -46,7 +48,7 @@ export async function unpackArchives(
         await emptyDir(staging);
         reuse?.kept.clear();
       }
-      return createUnpacker(staging, limits, log, spool, reuse);
+      return createUnpacker(staging, limits, log, spool, reuse, hardLinks);
     });
     return reuse && comparedOf(reuse);
   }
@@ -63,7 +65,7 @@ export async function unpackArchives(
       if (reuse) Object.assign(reuse, { layered: true, allCompared: false });
       continue;
     }
-    const unpacker = createUnpacker(staging, limits, log, spool, reuse);
+    const unpacker = createUnpacker(staging, limits, log, spool, reuse, hardLinks);
     try {
       await pipeline(createReadStream(file), unpacker.sink, { signal: transfer.signal });
     } catch (err) {

@@ -9,7 +9,9 @@ import { detectFormat, type ArchiveFormat } from './format.js';
 import { InflateInput } from './inflate-input.js';
 import type { Reuse } from './reuse.js';
 import { Scavenger } from '../shared/scavenger.js';
-import { TarUnpacker } from './tar/unpacker.js';
+import { type HardLinks, TarUnpacker } from './tar/unpacker.js';
+
+export type { HardLinks };
 import { closeQuietly, writeChunks } from './writer/file.js';
 
 export type { UnpackLimits, Unpacked };
@@ -32,12 +34,13 @@ export interface Unpacker {
  * `spoolFile` and unpacked by finish(), after the checksum is verified. With `reuse`, a tar's files that dest
  * already has are compared, not written (reuse.ts).
  */
-export function createUnpacker(staging: string, limits: UnpackLimits, log: Log, spoolFile: string, reuse?: Reuse): Unpacker {
-  return new ArchiveSink({ staging, limits, log, spoolFile, ...(reuse ? { reuse } : {}) });
+export function createUnpacker(staging: string, limits: UnpackLimits, log: Log, spoolFile: string, reuse?: Reuse, hardLinks: HardLinks = 'link'): Unpacker {
+  return new ArchiveSink({ staging, limits, log, spoolFile, hardLinks, ...(reuse ? { reuse } : {}) });
 }
 
 interface Target {
   staging: string;
+  hardLinks: HardLinks;
   limits: UnpackLimits;
   log: Log;
   spoolFile: string;
@@ -152,7 +155,7 @@ class PlainTar implements Phase {
   protected readonly scavenger = new Scavenger();
 
   constructor(target: Target) {
-    this.tar = new TarUnpacker(target.staging, target.limits, target.log, target.reuse);
+    this.tar = new TarUnpacker(target.staging, target.limits, target.log, target.reuse, target.hardLinks);
   }
 
   write(chunk: Buffer): Promise<void> | undefined {

@@ -1,4 +1,4 @@
-import { linkSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, constants, copyFileSync, lchownSync, linkSync, lstatSync, readFileSync, unlinkSync, utimesSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -38,6 +38,12 @@ function testSlowCreateMs(): number | undefined {
   const value = process.env.STRETCHER_TEST_SLOW_CREATE_MS;
   return value !== undefined && value !== '' && Number.isFinite(Number(value)) ? Number(value) : undefined;
 }
+
+/**
+ * A tar's hard links: `link` makes each a link to its target's inode, as tar does; `copy` makes each a file
+ * of its own with the target's bytes and attributes, as rsync -a (without -H) would put them in dest.
+ */
+export type HardLinks = 'link' | 'copy';
 
 interface HardLink {
   rel: string;
@@ -87,6 +93,7 @@ export class TarUnpacker {
     limits: UnpackLimits,
     private readonly log: Log,
     private readonly reuse?: Reuse,
+    private readonly hardLinkMode: HardLinks = 'link',
   ) {
     const st = lstatSync(staging);
     this.tree = new StagingTree(staging, limits);
@@ -367,7 +374,12 @@ export class TarUnpacker {
     const existing = lstatQuiet(abs);
     if (existing?.isDirectory()) throw new HostileArchiveError(`refusing the archive: archive entry ${JSON.stringify(hard.rel)} is a hard link where a directory already is`);
     if (existing) unlinkSync(abs);
-    linkSync(target, abs);
+    if (this.hardLinkMode === 'link') return linkSync(target, abs);
+    // A file of its own, as rsync -a gives each name: the same bytes and the inode's attributes.
+    copyFileSync(target, abs, constants.COPYFILE_EXCL);
+    if (this.isRoot) lchownSync(abs, st.uid, st.gid);
+    chmodSync(abs, st.mode & 0o7777);
+    utimesSync(abs, st.atimeMs / 1000, st.mtimeMs / 1000);
   }
 
   private ownerOf(e: TarHeader): { owner?: { uid: number; gid: number } } {
