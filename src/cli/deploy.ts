@@ -4,6 +4,7 @@ import { deploy, type DeployOptions, type DeployOutcome } from '../deploy.js';
 import { parseEvent, type DeployRequest } from '../event/parse.js';
 import { readStdin } from '../event/stdin.js';
 import { StateStore } from '../host/state.js';
+import { ManifestError } from '../manifest/errors.js';
 import { loadVerifyKeys } from '../manifest/signature.js';
 import path from 'node:path';
 import { errorCode, errorMessage, StretcherError } from '../shared/errors.js';
@@ -170,15 +171,19 @@ function failureCode(err: unknown): { error_code?: string } {
 /** The deploy's record and its log, for `status` and `status --log`. */
 export async function recordOutcome(state: StateStore, outcome: DeployOutcome, log: Log, eventId?: string): Promise<void> {
   const { manifest } = outcome;
-  if (!manifest?.dest) return;
+  // An invalid manifest that still names a valid dest: its failure is that dest's latest deploy too, or
+  // `status` would go on showing the previous success.
+  const invalid = !manifest && outcome.error instanceof ManifestError && outcome.error.dest ? outcome.error : undefined;
+  const dest = manifest?.dest ?? invalid?.dest;
+  if (!dest) return;
   await state.recordDeploy(
     {
-      dest: manifest.dest,
+      dest,
       time: new Date().toISOString(),
       result: outcome.ok ? 'success' : 'failure',
-      manifest_url: manifest.url.shown,
-      ...(manifest.identity ? { checksum: manifest.identity } : {}),
-      ...(manifest.binding.serial !== undefined ? { serial: manifest.binding.serial } : {}),
+      manifest_url: manifest?.url.shown ?? (invalid?.where as string),
+      ...(manifest?.identity ? { checksum: manifest.identity } : {}),
+      ...(manifest?.binding.serial !== undefined ? { serial: manifest.binding.serial } : {}),
       ...(eventId ? { event_id: eventId } : {}),
       ...(outcome.release ? { release: outcome.release } : {}),
       duration_ms: Math.round(outcome.durationMs),

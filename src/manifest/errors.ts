@@ -11,6 +11,8 @@ export class ManifestError extends StretcherError {
     readonly where: string,
     readonly problems: string[],
     readonly failureCommands?: string[],
+    /** The dest it names, when that much of it is valid: the failure is recorded there (cli/deploy.ts). */
+    readonly dest?: string,
   ) {
     super('MANIFEST_INVALID', `invalid manifest ${where}: ${problems.join('; ')}`);
   }

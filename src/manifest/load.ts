@@ -8,7 +8,7 @@ import { checkSignature, signatureUrl, SignatureError } from './signature.js';
 import { culprits, structureChange } from './structure.js';
 import { type Expanded, type Expansion, PLACEHOLDER, scanTemplate } from './template.js';
 import type { Manifest } from './types.js';
-import { failureCommandsOf, validateManifest } from './validate.js';
+import { destOf, failureCommandsOf, validateManifest } from './validate.js';
 
 /** Manifests are a page of YAML; anything far larger is a mistake or an attack, not a manifest. */
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
@@ -56,7 +56,7 @@ export function manifestFromText(text: string, location: Location, env: NodeJS.P
     parsed = { ...parsed, lineOf: asWritten.lineOf };
   }
   const result = validateManifest(parsed, location.href, baseUrl);
-  if (!result.manifest) throw new ManifestError(where, result.problems, failureCommandsOf(parsed.data));
+  if (!result.manifest) throw new ManifestError(where, result.problems, failureCommandsOf(parsed.data), destOf(parsed.data));
   return { manifest: result.manifest, warnings: result.warnings };
 }
 

@@ -226,6 +226,18 @@ function check<T>(problems: string[], line: string, rule: () => T, prefix = ''):
 }
 
 /** Failure commands from a manifest that failed validation, when they themselves are valid. */
+/** An invalid manifest's dest, when it is one stretcher would deploy to (and normalized, as a valid one is). */
+export function destOf(data: unknown): string | undefined {
+  const dest = (data as { dest?: unknown } | null)?.dest;
+  if (typeof dest !== 'string') return undefined;
+  try {
+    checkDest(dest);
+    return normalDest(dest);
+  } catch {
+    return undefined;
+  }
+}
+
 export function failureCommandsOf(data: unknown): string[] | undefined {
   const commands = (data as { commands?: unknown } | null)?.commands;
   const failure = (commands as { failure?: unknown } | null | undefined)?.failure;

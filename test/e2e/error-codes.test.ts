@@ -26,3 +26,25 @@ test('a failed deploy records a stable error code beside its message', async (t)
     assert.match(got.error, message);
   }
 });
+
+test('an invalid manifest that names a valid dest is recorded there: status does not go on showing the last success', async (t) => {
+  const s = new Scenario(t);
+  s.manifest(s.archive(tar([{ path: 'a' }])));
+  assert.equal((await s.run(`${s.root}/manifest.yml`)).code, 0);
+  // Under consul watch, as the README's Consul paragraph says of any failure.
+  s.manifest(`${s.archive(tar([{ path: 'a' }]))}exclude: ["*.pid"]\ncommands:\n  failure: ["echo ran > ${s.out}/failed"]\n`);
+  const events = JSON.stringify([{ ID: 'e-9', Name: 'deploy', Payload: Buffer.from(`${s.root}/manifest.yml`).toString('base64'), LTime: 9 }]);
+  const r = await s.run(events, { env: { CONSUL_INDEX: '10' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(`${s.out}/failed`, 'utf8'), 'ran\n');
+  const status = JSON.parse((await s.run('', { args: ['status', '--json', '--dest', s.dest] })).stdout) as Record<string, unknown>;
+  assert.equal(status.result, 'failure');
+  assert.equal(status.error_code, 'MANIFEST_INVALID');
+  assert.match(String(status.error), /exclude/);
+  assert.equal(status.manifest_url, `file://${s.root}/manifest.yml`);
+  assert.equal((status.last_success as Record<string, unknown> | undefined)?.manifest_url, `file://${s.root}/manifest.yml`);
+  // A manifest whose dest is itself wrong names no dest to record.
+  s.manifest(`${s.archive(tar([{ path: 'a' }])).replace(`dest: ${s.dest}`, 'dest: relative/app')}`);
+  assert.equal((await s.run(`${s.root}/manifest.yml`)).code, 1);
+  assert.equal((JSON.parse((await s.run('', { args: ['status', '--json', '--dest', s.dest] })).stdout) as Record<string, unknown>).error_code, 'MANIFEST_INVALID');
+});
