@@ -196,15 +196,23 @@ class GzippedTar extends PlainTar {
   private readonly input = new InflateInput(this.gunzip);
   private inflated: Buffer[] = [];
   private scheduled = false;
+  /** Bytes of the archive received, and inflated: where a damaged gzip stream broke, for its error. */
+  private received = 0;
+  private inflatedBytes = 0;
 
   constructor(target: Target) {
     super(target);
     this.gunzip.on('data', (chunk: Buffer) => {
+      this.inflatedBytes += chunk.length;
       this.inflated.push(chunk);
       if (!this.scheduled) setImmediate(() => this.parse());
       this.scheduled = true;
     });
-    this.gunzip.on('error', (err) => this.tar.corrupt(err.message));
+    this.gunzip.on('error', (err: NodeJS.ErrnoException) => {
+      // zlib's Z_BUF_ERROR at the end: the stream stops before its last block (a file or download cut short).
+      if (err.code === 'Z_BUF_ERROR') this.tar.corrupt(`it is cut short: its ${this.received} bytes of gzip end mid-stream, after ${this.inflatedBytes} bytes inflated`);
+      else this.tar.corrupt(`its gzip data is damaged (${err.message}), ${this.inflatedBytes} bytes into the inflated tar, of the archive's ${this.received} bytes`);
+    });
   }
 
   /** Hands what gunzip has emitted to the tar unpacker. */
@@ -226,6 +234,7 @@ class GzippedTar extends PlainTar {
   }
 
   override write(chunk: Buffer): Promise<void> | undefined {
+    this.received += chunk.length;
     return this.input.write(chunk);
   }
 

@@ -207,6 +207,18 @@ test('an empty archive, one cut inside a header, sparse files: each named, dest 
   assert.match(cut.stderr, /deploy failed: cannot unpack the archive: it ends inside a tar header, at byte 1024\n/);
   assert.deepEqual(listTree(s.dest), ['v1']);
   assert.deepEqual(s.leftovers(), []);
+  // The same cut in a tar.gz names where its gzip stream broke; damaged gzip data too.
+  const gz = gzipSync(tar([{ path: 'a', body: randomBytes(40_000) }]));
+  for (const [bytes, why] of [
+    [gz.subarray(0, 150), /cannot unpack the archive: it is cut short: its 150 bytes of gzip end mid-stream, after \d+ bytes inflated\n/],
+    [Buffer.concat([gz.subarray(0, 10), Buffer.alloc(200, 0xff)]), /cannot unpack the archive: its gzip data is damaged \(.+\), 0 bytes into the inflated tar, of the archive's 210 bytes\n/],
+  ] as const) {
+    s.manifest(s.archive(bytes, 'app.tgz'));
+    const r = await s.run(`${s.root}/manifest.yml`);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, why);
+    assert.deepEqual(listTree(s.dest), ['v1']);
+  }
   // Sparse files, as GNU tar writes them in both its formats, cannot be rebuilt: the deploy fails, naming the
   // file (node-tar skipped the gnu one silently, and wrote the pax one's sparse map out as the file).
   const src = path.join(s.root, 'sparse-src');
