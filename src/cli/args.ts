@@ -96,7 +96,7 @@ function parseBool(raw: string | undefined, name: string): boolean {
   if (raw === undefined) return true;
   if (/^(1|t|true)$/i.test(raw)) return true;
   if (/^(0|f|false)$/i.test(raw)) return false;
-  throw new UsageError(`invalid boolean ${JSON.stringify(raw)} for -${name}`);
+  throw new UsageError(`invalid boolean ${JSON.stringify(raw)} for --${name}`);
 }
 
 function convert(spec: FlagSpec, name: string, raw: string): unknown {
@@ -105,7 +105,7 @@ function convert(spec: FlagSpec, name: string, raw: string): unknown {
     case 'list':
       return raw;
     case 'int': {
-      if (!/^\d+$/.test(raw.trim())) throw new UsageError(`invalid number ${JSON.stringify(raw)} for -${name}: use a whole number >= 0`);
+      if (!/^\d+$/.test(raw.trim())) throw new UsageError(`invalid number ${JSON.stringify(raw)} for --${name}: use a whole number >= 0`);
       return Number(raw);
     }
     case 'duration': {
@@ -114,10 +114,11 @@ function convert(spec: FlagSpec, name: string, raw: string): unknown {
       return ms;
     }
     case 'bandwidth':
-    case 'size':
       return parseBandwidth(raw, name);
+    case 'size':
+      return parseBandwidth(raw, name, 'bytes');
     case 'logformat':
-      if (raw !== 'text' && raw !== 'json') throw new UsageError(`invalid value ${JSON.stringify(raw)} for -${name}: use text or json`);
+      if (raw !== 'text' && raw !== 'json') throw new UsageError(`invalid value ${JSON.stringify(raw)} for --${name}: use text or json`);
       return raw;
     case 'bool':
       return parseBool(raw, name);

@@ -49,6 +49,6 @@ test('usage errors name the flag', () => {
     (e: unknown) => e instanceof UsageError && /unknown flag --retyr/.test(e.message),
   );
   assert.throws(() => parseArgs(['-retry'], {}), /flag -retry needs a value/);
-  assert.throws(() => parseArgs(['-retry', 'x'], {}), /invalid number "x" for -retry/);
+  assert.throws(() => parseArgs(['-retry', 'x'], {}), /invalid number "x" for --retry/);
   assert.throws(() => parseArgs(['--log-format=xml'], {}), /use text or json/);
 });

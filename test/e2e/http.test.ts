@@ -216,10 +216,10 @@ test('http: a manifest far too large is refused with a clear error', async (t) =
   });
   const r = await s.run(srv.url('/huge.yml'));
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /manifest \S+ is 2\.10 MB; the limit is 1\.05 MB/);
+  assert.match(r.stderr, /manifest \S+ is 2\.10 MB; the limit is 1 MiB/);
   const chunked = await s.run(srv.url('/huge-chunked.yml'));
   assert.equal(chunked.code, 1);
-  assert.match(chunked.stderr, /larger than the limit of 1\.05 MB/);
+  assert.match(chunked.stderr, /larger than the limit of 1 MiB/);
 });
 
 test('--max-bandwidth throttles the archive download', async (t) => {
