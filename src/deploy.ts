@@ -335,7 +335,7 @@ class DeployRun {
       await this.synced?.afterPostSuccess?.();
     } catch (err) {
       const fresh = this.release;
-      const answer = await this.synced?.afterPostFailure?.(this.log);
+      const answer = await this.synced?.afterPostFailure?.(this.log, err instanceof HealthError ? 'health check' : 'post');
       if (answer) {
         this.rolledBack = answer.rolledBack;
         this.release = answer.release;

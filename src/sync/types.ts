@@ -39,8 +39,11 @@ export interface PostFailure {
 export interface Synced {
   /** What this strategy does once the post commands succeeded (release: mark it good, retention). */
   afterPostSuccess?(): Promise<void>;
-  /** What this strategy does when a post command fails after the sync; absent: nothing (dest stays new). */
-  afterPostFailure?(log: Log): Promise<PostFailure>;
+  /**
+   * What this strategy does when a post command or the health gate (`failed`: which, for the log) fails
+   * after the sync; absent: nothing (dest stays new).
+   */
+  afterPostFailure?(log: Log, failed: 'post' | 'health check'): Promise<PostFailure>;
   /**
    * Trees nobody needs any more (mv: the previous dest), being removed while post runs: nothing can be
    * done with them, and deleting 10,000 files takes as long as a quick post. Awaited before the deploy

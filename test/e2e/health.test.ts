@@ -45,6 +45,9 @@ test('health: a URL that never answers 2xx fails the deploy; release strategy: d
   assert.match(r.stderr, /health: try 1: not healthy: GET \S+ answered 503/);
   assert.match(r.stderr, /health: try 2: not healthy/);
   assert.match(r.stderr, /running the post commands of restored release/);
+  // post itself succeeded: the log says what failed.
+  assert.match(r.stderr, /WARN: health check failed: rolled back to release \S+/);
+  assert.doesNotMatch(r.stderr, /post failed/);
   const record = JSON.parse(readFileSync(path.join(s.state, 'deploys', (await import('node:fs')).readdirSync(path.join(s.state, 'deploys'))[0] as string), 'utf8')) as {
     result: string;
     error_code: string;

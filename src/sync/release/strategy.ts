@@ -94,11 +94,11 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
           }
         },
         // A failed post: dest goes back to what it was before the failure commands run.
-        async afterPostFailure(): Promise<PostFailure> {
+        async afterPostFailure(_log, failed): Promise<PostFailure> {
           await store.setStatus(releaseId, 'failed').catch((err: unknown) => log.warn(`cannot mark release ${releaseId} failed: ${errorMessage(err)}`));
           if (!manifest.rollbackOnFailure) return { rolledBack: false, release: releaseId };
           try {
-            log.warn(`post failed: rolled back to ${await switchBack()}`);
+            log.warn(`${failed} failed: rolled back to ${await switchBack()}`);
             await store.forgetSwitch(releaseId);
             return { rolledBack: true, ...(previous ? { release: previous } : {}) };
           } catch (err) {
