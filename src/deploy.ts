@@ -8,6 +8,7 @@ import { runCommands } from './hooks/run.js';
 import { fetchCommit, type FetchedCommit } from './host/git-cache.js';
 import { lockDest, type DestLock } from './host/lock.js';
 import { removeTree } from './host/remove-tree.js';
+import { removeStaging } from './sync/staging.js';
 import { checkTrustedDir } from './host/trust.js';
 import { checkBinding, checkGitPinned, ReplayError } from './manifest/binding.js';
 import { ManifestError } from './manifest/errors.js';
@@ -304,7 +305,7 @@ class DeployRun {
 
   private async unpackAgain(err: StaleKeptError): Promise<void> {
     this.log.warn(`${err.message}: unpacking the archive again, in full`);
-    if (this.staging !== undefined) await removeTree(this.staging);
+    if (this.staging !== undefined) await removeStaging(this.staging);
     this.staging = undefined;
     this.compared = undefined;
     await this.unpack(undefined);
@@ -381,7 +382,7 @@ class DeployRun {
     await this.synced?.leftovers;
     await this.releaseGit().catch(() => {});
     if (this.gitTemp) await removeTree(this.gitTemp).catch(() => {});
-    if (this.staging) await removeTree(this.staging).catch(() => {});
+    if (this.staging) await removeStaging(this.staging).catch(() => {});
     if (this.workDir) await rm(this.workDir, { recursive: true, force: true }).catch(() => {});
     if (this.error !== undefined && !this.synced) await this.strategy?.abandon?.().catch(() => {});
   }

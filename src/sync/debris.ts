@@ -4,6 +4,7 @@ import { type SiblingKind, siblingPrefix } from '../host/paths.js';
 import { untrustedBecause, UntrustedPathError } from '../host/trust.js';
 import { isAlive } from '../host/pid.js';
 import { removeTree } from '../host/remove-tree.js';
+import { stagingIn } from './staging.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Log } from '../shared/log.js';
 
@@ -30,9 +31,9 @@ export async function privateDir(dest: string, kind: SiblingKind): Promise<strin
   return mkdtemp(path.join(await workspaceFor(dest), `${siblingPrefix(dest, kind)}${process.pid}-`));
 }
 
-/** A private directory on dest's filesystem, so that the finished tree can be renamed into place. */
-export function stageBeside(dest: string): Promise<string> {
-  return privateDir(dest, 'new');
+/** A staging tree (staging.ts) on dest's filesystem, so that the finished tree can be renamed into place. */
+export async function stageBeside(dest: string): Promise<string> {
+  return stagingIn(path.join(await workspaceFor(dest), `${siblingPrefix(dest, 'new')}${process.pid}-`));
 }
 
 /**

@@ -1,4 +1,4 @@
-import { lstat, readdir, rmdir, utimes } from 'node:fs/promises';
+import { chmod, lstat, readdir, rmdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { CommandError, runProgram } from '../hooks/run.js';
 import { removeTree } from '../host/remove-tree.js';
@@ -11,6 +11,7 @@ import { excludeRules, isExcluded, pruneExcluded, type ExcludeRule } from './exc
 import { StaleKeptError } from './kept.js';
 import { mergeInto } from './merge.js';
 import { publish } from './publish.js';
+import { holderOf } from './staging.js';
 import type { SyncContext, SyncStrategy } from './types.js';
 
 export interface RsyncOptions {
@@ -69,7 +70,7 @@ async function merge(ctx: SyncContext, rules: ExcludeRule[]): Promise<void> {
   const inside = path.dirname(custody) === ctx.dest;
   const times = inside ? await lstat(ctx.staging) : undefined;
   try {
-    const own = new Set(inside ? [path.basename(ctx.staging), path.basename(custody)] : []);
+    const own = new Set(inside ? [path.basename(holderOf(ctx.staging)), path.basename(custody)] : []);
     const m = await mergeInto(ctx.staging, ctx.dest, {
       rules,
       log: ctx.log,
@@ -94,7 +95,7 @@ async function merge(ctx: SyncContext, rules: ExcludeRule[]): Promise<void> {
     if (err instanceof StaleKeptError) throw err;
     throw new StretcherError('SYNC_FAILED', `sync to ${ctx.dest} failed`, { cause: err });
   } finally {
-    for (const tree of inside ? [custody, ctx.staging] : [custody]) await removeTree(tree).catch((err: unknown) => ctx.log.warn(errorMessage(err)));
+    for (const tree of inside ? [custody, holderOf(ctx.staging)] : [custody]) await removeTree(tree).catch((err: unknown) => ctx.log.warn(errorMessage(err)));
     if (times) await utimes(ctx.dest, times.atime, times.mtime).catch(() => {});
   }
 }
@@ -105,20 +106,15 @@ async function merge(ctx: SyncContext, rules: ExcludeRule[]): Promise<void> {
  */
 async function runRsync(ctx: SyncContext, verbose: string, rules: ExcludeRule[]): Promise<void> {
   await checkTreeTrusted(ctx.dest, rules);
-  // rsync -a gives dest the mode of the tree it copies, and reads that tree by path: the tree gets dest_mode
-  // inside a private directory of its own, so that it stays out of other users' reach (types.ts, staging).
-  const wrapper = await privateDir(ctx.dest, 'new');
-  const tree = path.join(wrapper, 'tree');
+  // rsync -a gives dest the mode of the tree it copies: the tree gets dest_mode in its private holder.
+  await chmod(ctx.staging, ctx.destMode);
+  const args = rsyncArgs(ctx, verbose);
+  ctx.log.info(`rsync ${args.join(' ')}`);
   try {
-    await publish(ctx.staging, tree, ctx.destMode);
-    const args = rsyncArgs({ ...ctx, staging: tree }, verbose);
-    ctx.log.info(`rsync ${args.join(' ')}`);
     await runProgram('rsync', args, { cwd: ctx.cwd, env: ctx.env, log: ctx.log, signal: ctx.signal, label: 'rsync', stderrIsErrors: true });
   } catch (err) {
     if (err instanceof CommandError) throw new StretcherError('SYNC_FAILED', `sync to ${ctx.dest} failed: ${err.message}`);
     throw err;
-  } finally {
-    await removeTree(wrapper).catch((err: unknown) => ctx.log.warn(errorMessage(err)));
   }
 }
 
@@ -144,7 +140,7 @@ async function checkTreeTrusted(dest: string, rules: readonly ExcludeRule[], rel
 async function moveIntoEmptyDest(ctx: SyncContext): Promise<boolean> {
   const st = await lstat(ctx.dest).catch(() => undefined);
   if (st && !(st.isDirectory() && (await readdir(ctx.dest)).length === 0)) return false;
-  if (path.dirname(ctx.staging) !== path.dirname(ctx.dest)) return false;
+  if (path.dirname(holderOf(ctx.staging)) !== path.dirname(ctx.dest)) return false;
   if (st) {
     try {
       await rmdir(ctx.dest);

@@ -5,10 +5,11 @@ import type { SyncStrategyName } from '../manifest/types.js';
 
 export interface SyncContext extends RunContext {
   /**
-   * The unpacked archive, in a directory nobody else can enter (0700): the archive may give other users
-   * directories inside it, and they must not reach those while stretcher still works by path in them (a
-   * directory swapped for a symlink would turn a chmod, a carry or a prune into one outside). A strategy
-   * gives it destMode only as it puts it in place (publish.ts), or gives dest destMode itself.
+   * The unpacked archive, in a holder nobody else can enter (staging.ts): the archive may give other users
+   * directories inside it (or the tree itself, with a `./` entry), and they must not reach those while
+   * stretcher still works by path in them (a directory swapped for a symlink would turn a chmod, a carry or
+   * a prune into one outside). A strategy gives it destMode as it puts it in place (publish.ts), or gives
+   * dest destMode itself.
    */
   staging: string;
   /** dest_mode: the mode of dest itself once synced. */
@@ -73,8 +74,9 @@ export interface SyncStrategy {
    */
   abandon?(): Promise<void>;
   /**
-   * A new, empty directory to unpack into. Where it lives is the strategy's choice: mv and release need it
-   * on dest's filesystem so that the final rename never crosses devices.
+   * A new, empty staging tree to unpack into, in a private holder of its own (staging.ts), which the deploy
+   * removes with it. Where it lives is the strategy's choice: mv and release need it on dest's filesystem so
+   * that the final rename never crosses devices.
    */
   createStaging(dest: string, workDir: string): Promise<string>;
   /** Makes dest hold the staged tree. */

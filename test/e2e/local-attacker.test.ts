@@ -285,13 +285,22 @@ test('inside dest: a directory the app user owns is never walked into; swapped f
  * prune then deleted a root-only file outside dest (a review reproduced it on the first try). The tree
  * must stay out of the app user's reach until it is put in place.
  */
-for (const strategy of ['mv', 'rsync', 'release'] as const) {
-  test(`staging: the app user cannot reach the unpacked tree while stretcher works in it (${strategy})`, async (t) => {
+for (const [strategy, update] of [
+  ['mv', false],
+  ['rsync', false],
+  ['release', false],
+  // Over the previous version, whose data/ the app user owns: the merge replaces it whole, carrying the
+  // excluded files into the staged data/ first.
+  ['rsync', true],
+] as const) {
+  test(`staging: the app user cannot reach the unpacked tree while stretcher works in it (${strategy}${update ? ', update' : ''})`, async (t) => {
     if (!needsRoot(t)) return;
     const { s, victimDir } = arena(t);
     const secret = path.join(victimDir, 'secret.pid');
     writeFileSync(secret, 'root only', { mode: 0o600 });
+    // With a `./` entry that gives the tree's root to the app user too, as `tar -C dir .` of its build makes.
     const entries = [
+      { path: './', type: 'dir' as const, uid: ATTACKER, gid: ATTACKER, mode: 0o755 },
       { path: 'index.html', body: 'v1' },
       { path: 'data/', type: 'dir' as const, uid: ATTACKER, gid: ATTACKER, mode: 0o755 },
       { path: 'data/sub/', type: 'dir' as const, uid: ATTACKER, gid: ATTACKER, mode: 0o755 },
@@ -299,6 +308,12 @@ for (const strategy of ['mv', 'rsync', 'release'] as const) {
     ];
     const dest = strategy === 'release' ? path.join(path.dirname(s.dest), 'current') : s.dest;
     const where = strategy === 'release' ? path.join(path.dirname(s.dest), 'releases') : path.dirname(s.dest);
+    if (update) {
+      s.manifest(`${s.archive(tar(entries.slice(0, 4)))}excludes: ["*.pid"]\n`);
+      assert.equal((await s.run(`${s.root}/manifest.yml`)).code, 0);
+      writeFileSync(path.join(s.dest, 'data', 'sub', 'app.pid'), 'the app');
+      chownSync(path.join(s.dest, 'data', 'sub', 'app.pid'), ATTACKER, ATTACKER);
+    }
     s.manifest(`${s.archive(tar(entries)).replace(`dest: ${s.dest}`, `dest: ${dest}`)}sync_strategy: ${strategy}\nexcludes: ["*.pid"]\ncommands:\n  pre: ["sleep 0.5"]\n`);
     // The attack that worked: once data/sub of the staged tree can be reached, and still holds what the prune
     // removes, swap it for a symlink to a root-only directory holding a file the prune would match.
@@ -312,7 +327,10 @@ for (const strategy of ['mv', 'rsync', 'release'] as const) {
          for (const n of names) {
            if (!n.includes('.stretcher-new-')) continue;
            seen++;
-           const sub = path.join(where, n, 'data', 'sub');
+           const sub = path.join(where, n, 'tree', 'data', 'sub');
+           // The layout before the holder: the tree itself beside dest.
+           const flat = path.join(where, n, 'data', 'sub');
+           try { fs.readdirSync(flat); reached++; fs.renameSync(flat, flat + '-moved'); fs.symlinkSync(${JSON.stringify(victimDir)}, flat); swaps++; } catch {}
            // Pruned already, the tree is being put in place: what the app user does to its own directory
            // from then on, it could do in dest after the deploy.
            try { if (fs.readdirSync(sub).length === 0) continue; } catch { continue; }
@@ -334,6 +352,6 @@ for (const strategy of ['mv', 'rsync', 'release'] as const) {
     // dest_mode (0755 by default) is dest's once it is in place.
     assert.equal(lstatSync(dest).isSymbolicLink() ? statSync(dest).mode & 0o7777 : lstatSync(dest).mode & 0o7777, 0o755);
     assert.ok(lstatSync(path.join(dest, 'data', 'sub')).isDirectory());
-    assert.deepEqual(readdirSync(path.join(dest, 'data', 'sub')), []);
+    assert.deepEqual(readdirSync(path.join(dest, 'data', 'sub')), update ? ['app.pid'] : []);
   });
 }

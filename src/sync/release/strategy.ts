@@ -1,4 +1,4 @@
-import { mkdtemp, rm, rmdir } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage } from '../../shared/errors.js';
 import type { Log } from '../../shared/log.js';
@@ -9,6 +9,7 @@ import { checkDestination } from '../destination.js';
 import { pruneExcluded } from '../excludes.js';
 import type { PostFailure, SyncStrategy } from '../types.js';
 import { publish } from '../publish.js';
+import { stagingIn } from '../staging.js';
 import { ReleaseStore } from './store.js';
 
 export interface ReleaseOptions {
@@ -70,7 +71,7 @@ export function releaseStrategy(manifest: Manifest & { dest: string; identity: s
       if (madeDir) await rmdir(store.dir).catch(() => {});
     },
     // Hidden and named after this process: never listed as a release, never pruned by another deploy.
-    createStaging: () => mkdtemp(path.join(store.dir, releaseStagingPrefix(id as string))),
+    createStaging: () => stagingIn(path.join(store.dir, releaseStagingPrefix(id as string))),
     async sync(ctx) {
       const releaseId = id as string;
       await pruneExcluded(ctx.staging, ctx.excludes, ctx.excludeFrom, log, 'release');
