@@ -137,6 +137,18 @@ test("a directory entry that repeats gives the directory the last entry's mode, 
   assert.equal(readFileSync(path.join(s.dest, 'secrets', 'key'), 'utf8'), 'key');
 });
 
+test('a file dated before 1970 (a negative pax mtime) keeps its date, as GNU tar gives it; not today', async (t) => {
+  const { s, r } = await deployHostile(t, [
+    { path: 'old', body: 'old', pax: { mtime: '-100' } },
+    { path: 'older', body: 'older', pax: { mtime: '-100.25' } },
+    { path: 'dir/', type: 'dir', pax: { mtime: '-200' } },
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(lstatSync(path.join(s.dest, 'old')).mtimeMs, -100_000);
+  assert.equal(lstatSync(path.join(s.dest, 'older')).mtimeMs, -100_250);
+  assert.equal(lstatSync(path.join(s.dest, 'dir')).mtimeMs, -200_000);
+});
+
 test('device files and FIFOs are skipped with a warning', async (t) => {
   const { s, r } = await deployHostile(t, [{ path: 'null', type: 'chardev' }, { path: 'pipe', type: 'fifo' }, { path: 'app' }]);
   assert.equal(r.code, 0, r.stderr);

@@ -8,7 +8,7 @@ import type { Log } from '../../shared/log.js';
 import { HostileArchiveError, obstacleOnPath, parentOf, safeRelative, StagingTree, type UnpackLimits, type Unpacked } from '../entry-rules.js';
 import { materialize, type Reuse } from '../reuse.js';
 import { Counterparts, StagedFile } from '../writer/counterpart.js';
-import { EntryConflictError, type FileEntry } from '../writer/file.js';
+import { EntryConflictError, type FileEntry, timeArg } from '../writer/file.js';
 import { BATCH_BYTES, WriterPool, type WriterError } from '../writer/pool.js';
 import { TarStream, type EntryBody, type TarHeader } from './stream.js';
 
@@ -379,7 +379,7 @@ export class TarUnpacker {
     copyFileSync(target, abs, constants.COPYFILE_EXCL);
     if (this.isRoot) lchownSync(abs, st.uid, st.gid);
     chmodSync(abs, st.mode & 0o7777);
-    utimesSync(abs, st.atimeMs / 1000, st.mtimeMs / 1000);
+    utimesSync(abs, timeArg(st.atimeMs / 1000), timeArg(st.mtimeMs / 1000));
   }
 
   private ownerOf(e: TarHeader): { owner?: { uid: number; gid: number } } {

@@ -73,12 +73,20 @@ export function copyStart(from: number, to: number, length: number, buf: Buffer)
   return pos;
 }
 
+/**
+ * A time in seconds as node's utimes family must be given it: node replaces a negative number with now
+ * (a file from before 1970, as GNU tar keeps it, came out dated today); a Date is taken as it is.
+ */
+export function timeArg(seconds: number): number | Date {
+  return seconds >= 0 ? seconds : new Date(seconds * 1000);
+}
+
 /** Owner, then mode (chown clears setuid bits), then times; closes fd whatever happens. */
 export function completeEntryFile(fd: number, entry: FileEntry): void {
   try {
     if (entry.owner) fchownSync(fd, entry.owner.uid, entry.owner.gid);
     if (entry.createMode === undefined) fchmodSync(fd, entry.mode & 0o7777);
-    if (entry.mtime !== undefined) futimesSync(fd, entry.atime ?? entry.mtime, entry.mtime);
+    if (entry.mtime !== undefined) futimesSync(fd, timeArg(entry.atime ?? entry.mtime), timeArg(entry.mtime));
   } finally {
     closeSync(fd);
   }
